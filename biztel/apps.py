@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BiztelConfig(AppConfig):
+    name = "biztel"
+    verbose_name = "Accounts, tokens, licences"

@@ -1,0 +1,144 @@
+"""Answer a download: conditional requests, byte ranges, streaming (RFC 9110).
+
+The body is never read whole: the open file goes to the WSGI server, which
+sends it with sendfile(2) where it can; a range is a bounded view of the file.
+Behind nginx (DOWNLOAD_ACCEL_REDIRECT_PREFIX set) the bytes are sent by nginx.
+"""
+
+import re
+from email.utils import parsedate_to_datetime
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse
+from django.utils.http import http_date, quote_etag
+
+from biztel.errors import ApiError
+from recordings import storage
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class RangeNotSatisfiable(ApiError):
+    status = 416
+    name = "RangeNotSatisfiableException"
+    type = "RANGE_NOT_SATISFIABLE"
+    message = "Requested range not satisfiable."
+
+
+class BoundedFile:
+    """Reads stop `length` bytes after the current offset; fileno() keeps sendfile possible
+    (gunicorn limits sendfile to Content-Length)."""
+
+    def __init__(self, f, length):
+        self._f = f
+        self._left = length
+
+    def read(self, size=-1):
+        if self._left <= 0:
+            return b""
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._f.read(size)
+        self._left -= len(data)
+        return data
+
+    def fileno(self):
+        return self._f.fileno()
+
+    def seek(self, *args):
+        return self._f.seek(*args)
+
+    def tell(self):
+        return self._f.tell()
+
+    def close(self):
+        self._f.close()
+
+
+def parse_range(header, size):
+    """(start, end) inclusive for one satisfiable range, None to send everything;
+    raises RangeNotSatisfiable. Several ranges are answered with the whole file."""
+    match = _RANGE.fullmatch(header.strip().replace(" ", ""))
+    if not match:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+def _not_modified(request, etag, modified):
+    if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        return "*" in tags or etag in tags
+    if_modified_since = request.META.get("HTTP_IF_MODIFIED_SINCE")
+    if if_modified_since:
+        try:
+            return int(modified.timestamp()) <= parsedate_to_datetime(if_modified_since).timestamp()
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def _range_applies(request, etag, modified):
+    if_range = request.META.get("HTTP_IF_RANGE")
+    if not if_range:
+        return True
+    if_range = if_range.strip()
+    if if_range.startswith('"'):
+        return if_range == etag  # strong comparison
+    try:
+        return int(modified.timestamp()) == parsedate_to_datetime(if_range).timestamp()
+    except (TypeError, ValueError):
+        return False
+
+
+def _set_headers(response, headers):
+    for name, value in headers.items():
+        response[name] = value
+
+
+def file_response(request, *, relative_path, name, size, sha256, modified, content_type="audio/mpeg"):
+    etag = quote_etag(sha256)
+    headers = {
+        "ETag": etag,
+        "Last-Modified": http_date(modified.timestamp()),
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-transform",
+    }
+    if _not_modified(request, etag, modified):
+        response = HttpResponse(status=304)
+        _set_headers(response, headers)
+        return response
+
+    span = None
+    range_header = request.META.get("HTTP_RANGE")
+    if range_header and _range_applies(request, etag, modified):
+        span = parse_range(range_header, size)
+    start, end = span or (0, size - 1)
+    length = end - start + 1 if size else 0
+
+    if request.method == "HEAD" or settings.DOWNLOAD_ACCEL_REDIRECT_PREFIX:
+        response = HttpResponse(status=206 if span else 200, content_type=content_type)
+        if request.method != "HEAD":
+            # nginx sends the bytes (and answers the Range itself) from its internal location.
+            response["X-Accel-Redirect"] = settings.DOWNLOAD_ACCEL_REDIRECT_PREFIX + relative_path
+    else:
+        f = storage.open_for_read(relative_path)
+        f.seek(start)
+        response = FileResponse(BoundedFile(f, length), status=206 if span else 200, content_type=content_type)
+    _set_headers(response, headers)
+    response["Content-Length"] = str(length)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    if span:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return response

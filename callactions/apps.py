@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CallActionsConfig(AppConfig):
+    name = "callactions"
+    verbose_name = "Call actions"

@@ -1,0 +1,43 @@
+import json
+from contextlib import ExitStack
+
+from django.core.management.base import BaseCommand, CommandError
+
+from biztel.errors import ApiError
+from recordings.serializers import recording_data
+from recordings.services import CALL_FIELDS, recording_ingest
+
+FILE_OPTIONS = ("mixed", "left", "right")
+
+
+class Command(BaseCommand):
+    help = "Store one finished call handed over by the PBX and print it as JSON."
+
+    def add_arguments(self, parser):
+        for name in CALL_FIELDS:
+            flag = "--" + name.replace("_", "-")
+            if name == "started_at":
+                parser.add_argument(flag, help='Call start, local time: "YYYY-MM-DD HH:MM:SS".')
+            else:
+                parser.add_argument(flag)
+        parser.add_argument("--mixed", metavar="FILE", help="The mixed (monaural) MP3.")
+        parser.add_argument("--left", metavar="FILE", help="The customer leg (MP3).")
+        parser.add_argument("--right", metavar="FILE", help="The operator leg (MP3).")
+
+    def handle(self, *args, **options):
+        fields = {name: options[name] for name in CALL_FIELDS}
+        with ExitStack() as stack:
+            try:
+                files = {
+                    name: stack.enter_context(open(options[name], "rb"))
+                    for name in FILE_OPTIONS
+                    if options[name]
+                }
+            except OSError as exc:
+                raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from None
+            try:
+                recording, _ = recording_ingest(fields=fields, **files)
+            except ApiError as exc:
+                detail = json.dumps(exc.messages, ensure_ascii=False) if exc.messages else ""
+                raise CommandError(f"{exc.message} {detail}".strip()) from None
+        self.stdout.write(json.dumps(recording_data(recording), ensure_ascii=False, indent=2))

@@ -1,0 +1,31 @@
+"""File names of SPEC.md §2.2. Pure functions, no I/O."""
+
+import re
+
+CONTENT_TYPES = ("monaural", "left", "right")
+LEG_SUFFIX = {"monaural": "", "left": "_l", "right": "_r"}
+SIDES = ("SRC", "DST")
+
+_NUMBER = re.compile(r"[0-9]+")
+
+
+def normalize_number(value):
+    """`070-1234-5678` -> `07012345678`; anything but digits and hyphens is refused."""
+    digits = str(value).strip().replace("-", "")
+    if not _NUMBER.fullmatch(digits):
+        raise ValueError(f"not a phone number: {value!r}")
+    return digits
+
+
+def file_name(*, started_at, caller, callee, key, side, content_type):
+    """started_at must already be in the server's local time."""
+    if side not in SIDES:
+        raise ValueError(f"side must be SRC or DST, not {side!r}")
+    stamp = started_at.strftime("%Y%m%d%H%M%S")
+    number_a, number_b = normalize_number(caller), normalize_number(callee)
+    return f"{stamp}-{number_a}-{number_b}-{key}-{side}{LEG_SUFFIX[content_type]}.mp3"
+
+
+def day_folder(started_at):
+    """Files of one day live together: YYYY/MM/DD."""
+    return started_at.strftime("%Y/%m/%d")

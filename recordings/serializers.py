@@ -1,0 +1,36 @@
+"""How a recording is shown as JSON (ingest answers, the command's output, the day listing)."""
+
+from django.utils import timezone
+
+from recordings.models import ContentType
+
+
+def file_data(stored):
+    return {
+        "name": stored.name,
+        "bytes": stored.size,
+        "sha256": stored.sha256,
+        "duration": stored.duration,
+        "audio_detected": stored.audio_detected,
+        "created_at": timezone.localtime(stored.created_at).isoformat(),
+        "expires_at": timezone.localtime(stored.expires_at).isoformat() if stored.expires_at else None,
+        "exists": stored.deleted_at is None,
+    }
+
+
+def recording_data(recording):
+    files = {f.content_type: f for f in recording.files.all()}
+    return {
+        "request_id": recording.request_id,
+        "unique_id": recording.unique_id,
+        "started_at": timezone.localtime(recording.started_at).strftime("%Y-%m-%d %H:%M:%S"),
+        "caller": recording.caller,
+        "callee": recording.callee,
+        "side": recording.side,
+        "external_number": recording.external_number,
+        "extension": recording.extension,
+        "tel": recording.tel,
+        "group": recording.group,
+        "duration": recording.duration,
+        "files": {ct: file_data(files[ct]) if ct in files else None for ct in ContentType.values},
+    }

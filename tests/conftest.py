@@ -1,0 +1,137 @@
+"""Shared fixtures. The suite runs on real PostgreSQL and Redis (DATABASE_URL,
+REDIS_URL, set by `make test`) and stops loudly when they are not there."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _reachable(url, default_port):
+    parts = urlparse(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_configure(config):
+    database_url = os.environ.get("DATABASE_URL", "")
+    redis_url = os.environ.get("REDIS_URL", "")
+    problems = []
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        problems.append("DATABASE_URL must name the PostgreSQL server (make test sets it)")
+    elif not _reachable(database_url, 5432):
+        problems.append(f"PostgreSQL is unreachable at {database_url}")
+    if not redis_url.startswith("redis://"):
+        problems.append("REDIS_URL must name the Redis server (make test sets it)")
+    elif not _reachable(redis_url, 6379):
+        problems.append(f"Redis is unreachable at {redis_url}")
+    if problems:
+        # Never skip: a suite that cannot reach its services has not tested anything.
+        pytest.exit("real services missing: " + "; ".join(problems), returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(settings, tmp_path):
+    """Each test gets its own storage, fresh settings and empty counters."""
+    from django.core.cache import cache
+
+    from biztel import config
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    config.forget()
+    cache.clear()
+    yield
+    config.forget()
+
+
+@pytest.fixture
+def make_token(db):
+    """make_token(role=..., groups=...) -> plain token of a new account."""
+    from biztel.models import Account
+    from biztel.tokens import token_issue
+
+    counter = iter(range(1, 10_000))
+
+    def make(role="administrator", groups="", username=None):
+        account = Account.objects.create(username=username or f"user{next(counter)}", role=role, visible_groups=groups)
+        return token_issue(account=account, name="test")[1]
+
+    return make
+
+
+@pytest.fixture
+def token(make_token):
+    return make_token()
+
+
+@pytest.fixture
+def set_system(db):
+    """set_system(name="value", ...) changes licences/settings as biztel_settings --set does."""
+    from biztel import config
+
+    def apply(**values):
+        return config.settings_update(**{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()})
+
+    return apply
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, process, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+
+
+@pytest.fixture
+def gunicorn_server(transactional_db, settings):
+    """The real web server (gunicorn, 2 worker processes) on the test database.
+
+    Yields its base URL. Data must be committed to be seen, hence transactional_db.
+    """
+    from django.db import connection
+
+    port = free_port()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "DOWNLOAD_ACCEL_REDIRECT_PREFIX": "",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "biztel.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+            "--worker-class", "gthread", "--log-level", "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
