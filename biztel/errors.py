@@ -8,6 +8,7 @@ import logging
 import uuid
 
 from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 
 log = logging.getLogger("biztel.api")
@@ -144,3 +145,21 @@ def drf_exception_handler(exc, context):
 def not_found_view(request, *args, **kwargs):
     """Unknown paths under the APIs answer with the same six keys."""
     return error_response(NotFound())
+
+
+def _is_api(request):
+    return request.path.startswith(("/public/api/", "/internal/api/"))
+
+
+def bad_request_view(request, exception=None):
+    """handler400: a bad Host header or the like, answered in the contract's shape under the APIs."""
+    if _is_api(request):
+        return error_response(ValidationFailed(messages={"request": ["Bad request."]}))
+    return defaults.bad_request(request, exception)
+
+
+def server_error_view(request):
+    """handler500: an error outside the API views (middleware), still without internals."""
+    if _is_api(request):
+        return error_response(ApiError())
+    return defaults.server_error(request)

@@ -6,6 +6,9 @@ from django.urls import path, re_path
 from biztel.errors import not_found_view
 from recordings.views import RecordingDownloadView
 
+handler400 = "biztel.errors.bad_request_view"
+handler500 = "biztel.errors.server_error_view"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("public/api/v1/monitor/<str:recording_id>", RecordingDownloadView.as_view(), name="monitor-download"),

@@ -3,7 +3,7 @@ from biztel.errors import NotFound, Unauthorized, ValidationFailed
 from biztel.models import Role
 from biztel.public import PublicApiView
 from recordings.models import ContentType
-from recordings.selectors import recording_by_id, recording_file
+from recordings.selectors import recording_and_file
 
 CONTENT_TYPE_MESSAGE = "選択されたmonitor log monitor typeは正しくありません"
 
@@ -27,13 +27,12 @@ class RecordingDownloadView(PublicApiView):
         self.log_content_type = content_type
         if content_type != ContentType.MONAURAL and not self.system.voice_file_separation:
             raise Unauthorized()
-        recording = recording_by_id(recording_id)
+        recording, stored = recording_and_file(recording_id, content_type)
         if recording is None:
             raise NotFound()
         self.log_recording = recording
         if not may_download(account, recording, self.system):
             raise Unauthorized()
-        stored = recording_file(recording, content_type)
         if stored is None:
             raise NotFound()
         return file_response(

@@ -285,3 +285,9 @@ def test_wrong_method_has_the_six_keys(client, recording, token):
     assert response.status_code == 405
     assert set(response.json()) == {"name", "type", "exception_id", "message", "messages", "reason"}
     assert response.json()["type"] == "METHOD_NOT_ALLOWED"
+
+
+def test_a_bad_host_header_under_the_public_api_still_has_the_six_keys(client, db):
+    response = client.get(URL.format("x"), HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert set(response.json()) == {"name", "type", "exception_id", "message", "messages", "reason"}

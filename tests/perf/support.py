@@ -1,0 +1,136 @@
+"""What the benchmarks share: a throwaway database, the real servers, wrk."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import ROOT, free_port, wait_for_port
+
+
+def ensure_debian_packages(*commands_and_packages):
+    """ensure_debian_packages(("wrk", "wrk"), ("nginx", "nginx")): install what is missing."""
+    missing = [package for command, package in commands_and_packages if not shutil.which(command)]
+    if missing:
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, capture_output=True)
+
+
+@contextmanager
+def bench_database():
+    """A fresh, migrated database (test_<name> of DATABASE_URL), dropped afterwards. Yields its URL."""
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+
+    config = setup_databases(verbosity=0, interactive=False)
+    db = connection.settings_dict
+    url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    try:
+        yield url
+    finally:
+        connection.close()
+        teardown_databases(config, verbosity=0)
+
+
+@contextmanager
+def media_root():
+    folder = Path(tempfile.mkdtemp(prefix="biztel-bench-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def gunicorn(database_url, media, workers=2, threads=8, extra_env=None):
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "MEDIA_ROOT": str(media), **(extra_env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "biztel.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+         "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )
+    try:
+        wait_for_port(port, process)
+        yield port, process
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@contextmanager
+def nginx(server_block):
+    """nginx in the foreground with one server block; `{port}` in it is filled in."""
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="biztel-nginx-"))
+    conf = folder / "nginx.conf"
+    conf.write_text(
+        f"""
+worker_processes 1;
+daemon off;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    types {{ audio/mpeg mp3; }}
+    {server_block.replace("{port}", str(port))}
+}}
+"""
+    )
+    process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(folder)], stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def wrk(url, headers=None, seconds=5, connections=8, threads=2):
+    """(requests per second, median latency in seconds) measured by wrk."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s|m)", output).groups()
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        raise RuntimeError(f"{url}: {non_2xx.group(1)} answers were not 2xx")
+    return rate, float(value) * _UNITS[unit]
+
+
+def peak_rss_kib(pid):
+    """VmHWM: the most resident memory the process has had, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmHWM for {pid}")
+
+
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def wait_until(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
