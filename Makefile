@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: run test bench install install-dev clean
+.PHONY: run test bench install install-dev clean system-deps
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,16 @@ install-dev: $(VENV)/.dev
 run: $(VENV)/.runtime
 	VENV=$(VENV) deploy/run-local.sh
 
-test: $(VENV)/.dev
+# nginx, Debian's chromium and wrk for the end-to-end, browser and nginx bench runs;
+# installed once, only when missing (Playwright cannot download its own browsers here).
+system-deps:
+	@command -v nginx >/dev/null && command -v chromium >/dev/null && command -v wrk >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx chromium wrk >/dev/null; }
+
+test: $(VENV)/.dev system-deps
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev system-deps
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m tests.perf
 
 clean:

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from biztel import config
 from biztel.models import AccessLogEntry, Account, ApiToken, MonthlyUsage, SystemSettings
+from biztel.selectors import usage_this_month
 from biztel.tokens import token_issue, token_revoke
 
 
@@ -78,6 +79,11 @@ class SystemSettingsAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         return redirect(reverse("admin:biztel_systemsettings_change", args=[config.load().pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The month's consumption against the quota, above the limits it is measured by.
+        extra_context = {**(extra_context or {}), "usage": usage_this_month()}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request):
         return False

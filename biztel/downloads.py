@@ -137,6 +137,9 @@ def file_response(request, *, relative_path, name, size, sha256, modified, conte
         f.seek(start)
         response = FileResponse(BoundedFile(f, length), status=206 if span else 200, content_type=content_type)
     _set_headers(response, headers)
+    if "X-Accel-Redirect" in response:
+        # nginx adds its own Accept-Ranges to the file it sends; ours would be a second copy.
+        del response["Accept-Ranges"]
     response["Content-Length"] = str(length)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     if span:

@@ -67,6 +67,8 @@ class PublicApiView(APIView):
         if getattr(response, "streaming", False) or request.method == "HEAD":
             sent = 0 if request.method == "HEAD" else int(response.get("Content-Length") or 0)
         else:
+            if not getattr(response, "is_rendered", True):
+                response.render()  # a DRF Response renders only after finalize_response
             sent = len(response.content)
         token = self.token
         AccessLogEntry.objects.create(

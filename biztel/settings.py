@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "biztel",
     "recordings",
     "callactions",
@@ -177,21 +178,28 @@ CALLACTION_ALLOWED_NETWORKS = envnetworks("CALLACTION_ALLOWED_NETWORKS")
 # Celery
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # Publishing fails at once when Redis is down instead of holding the caller for
+    # seconds: the call-action event stays pending and the sweep queues it later.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 0}
 else:
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("out", "processed"):
+    for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "data_folder_processed": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup otherwise closes the database connection around every task;
+# reconnecting costs more than a whole call-action delivery.
+CELERY_DB_REUSE_MAX = 500
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "purge-due-files": {
@@ -219,6 +227,25 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Stereo recording gateway API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The public API only (SPEC.md §3.5); the PBX's ingest endpoint is documented in README.
+    "PREPROCESSING_HOOKS": ["biztel.openapi.public_endpoints_only"],
+    "SCHEMA_PATH_PREFIX": r"/public/api/v[0-9]+",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "TokenAuth": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "`Token <80 hex characters>`, issued in admin or by `manage.py create_api_token`.",
+            }
+        }
+    },
+    "SECURITY": [{"TokenAuth": []}],
+    # The docs page loads Swagger UI from this server (collectstatic), never from a CDN:
+    # customers' servers often have no way out to the internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

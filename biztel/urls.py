@@ -2,8 +2,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from biztel.errors import not_found_view
+from recordings.day_views import DayArchiveView, DayListView
+from recordings.ingest_views import RecordingIngestView
 from recordings.views import RecordingDownloadView
 
 handler400 = "biztel.errors.bad_request_view"
@@ -11,7 +14,13 @@ handler500 = "biztel.errors.server_error_view"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("public/api/v1/monitor/", DayListView.as_view(), name="monitor-day-list"),
+    path("public/api/v1/monitor/archive/<str:day>", DayArchiveView.as_view(), name="monitor-day-archive"),
     path("public/api/v1/monitor/<str:recording_id>", RecordingDownloadView.as_view(), name="monitor-download"),
+    path("internal/api/v1/recordings", RecordingIngestView.as_view(), name="recording-ingest"),
+    path("public/api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("public/api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("public/api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     # Anything else under the APIs answers with the six-key JSON too.
     re_path(r"^(public|internal)/api/", not_found_view),
 ]

@@ -1,6 +1,416 @@
-from callactions.models import Event
+"""Writes for call actions: events, their delivery step by step, tests, resends, import."""
+
+import logging
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import timedelta
+from functools import partial
+
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from biztel import config
+from callactions import patterns, render, selectors, transport
+from callactions.models import Attempt, CallAction, Event, ExternalNumber, Step
+
+log = logging.getLogger(__name__)
+
+# A claim outlives the step's own timeout by this much; past it the worker holding it
+# is presumed dead and the sweep hands the event to another one.
+LEASE_MARGIN_SECONDS = 10
+# What a claim covers at first: a step with the default timeout needs no renewal.
+CLAIM_SECONDS = LEASE_MARGIN_SECONDS + 10
+# An event handed to the queue this recently is left alone by the sweep.
+SWEEP_GRACE_SECONDS = 10
+SWEEP_BATCH = 1000
+EXCERPT_CHARS = 2000
+# Returned by a step that found its claim taken over: stop without touching anything.
+LOST = object()
+
+
+class CallActionsOff(Exception):
+    pass
+
+
+@contextmanager
+def asynchronous_commit():
+    """Delivery bookkeeping whose commits do not wait for the disk.
+
+    A database crash can lose the last few of these commits; that can only make a step
+    be sent again (with the same event id), never lose a notification, because the
+    event itself was committed durably with its recording. Waiting for the disk at
+    every step would cost more than the HTTP request itself.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+        except DatabaseError:
+            pass  # the connection is gone, and the setting with it
 
 
 def event_create_recording_completed(*, recording):
-    """Call inside the recording's transaction: the event commits with it or not at all."""
-    return Event.objects.create(event_type="recording_completed", recording=recording)
+    """Call inside the recording's transaction: the event commits with it or not at all,
+    and is handed to the queue only once it has."""
+    if recording.external_number:
+        # New numbers show up in admin, unticked, ready to be made targets.
+        ExternalNumber.objects.bulk_create([ExternalNumber(number=recording.external_number)], ignore_conflicts=True)
+    if not config.current().call_action:
+        return None
+    event = Event.objects.create(
+        event_type="recording_completed", recording=recording, queued_at=timezone.now()
+    )
+    transaction.on_commit(partial(event_queue, event_id=event.pk))
+    return event
+
+
+def event_queue(*, event_id, countdown=None):
+    """Hand the event to the queue. When the broker cannot be reached, say so on the row
+    and leave the event to the sweep: the caller's commit must not fail for it."""
+    from callactions.tasks import deliver_event
+
+    try:
+        deliver_event.apply_async((str(event_id),), countdown=countdown, retry=False)
+    except Exception as exc:  # kombu and redis-py raise a dozen types for "broker down"
+        log.warning("could not queue event %s (%s); the sweep will", event_id, exc)
+        Event.objects.filter(pk=event_id).update(queued_at=None)
+        return False
+    return True
+
+
+def event_sweep():
+    """Re-queue pending events nobody holds that were never queued or fell out of the queue."""
+    if not config.current().call_action:
+        return 0
+    due = selectors.events_to_requeue(now=timezone.now(), grace_seconds=SWEEP_GRACE_SECONDS, limit=SWEEP_BATCH)
+    queued = []
+    for event_id in due:
+        if not event_queue(event_id=event_id):
+            break
+        queued.append(event_id)
+    Event.objects.filter(pk__in=queued).update(queued_at=timezone.now())
+    return len(queued)
+
+
+def event_resend(*, event):
+    """Run every action of the event again, as a new run with new event ids. False when
+    the event is being delivered right now."""
+    now = timezone.now()
+    updated = (
+        Event.objects.filter(pk=event.pk)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(
+            run=F("run") + 1,
+            status=Event.Status.PENDING,
+            next_attempt_at=now,
+            queued_at=now,
+            finished_at=None,
+            claim=None,
+            claimed_until=None,
+        )
+    )
+    if updated:
+        transaction.on_commit(partial(event_queue, event_id=event.pk))
+    return bool(updated)
+
+
+def event_deliver(*, event_id):
+    """Run the event's actions from where its last run stopped.
+
+    Returns the seconds after which it must run again (a step waits for a retry), or
+    None. Only the worker that claims the event runs it; a step that succeeded is never
+    sent again because its outcome is on its row before the next one starts.
+    """
+    if not config.current().call_action:
+        return None
+    with asynchronous_commit():
+        now = timezone.now()
+        held = {"claim": uuid.uuid4(), "until": now + timedelta(seconds=CLAIM_SECONDS)}
+        claimed = (
+            Event.objects.filter(pk=event_id, status=Event.Status.PENDING, next_attempt_at__lte=now)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .update(claim=held["claim"], claimed_until=held["until"])
+        )
+        if not claimed:
+            return None
+        event = Event.objects.select_related("recording").get(pk=event_id)
+        try:
+            return _event_run(event, held)
+        except BaseException:
+            Event.objects.filter(pk=event.pk, claim=held["claim"]).update(claim=None, claimed_until=None)
+            raise
+
+
+def _event_run(event, held):
+    steps = _steps_of_run(event)
+    values = selectors.event_variables(event, files=any(step.action and step.action.uses_files() for step in steps))
+    for step in steps:
+        if step.status == Step.Status.PENDING:
+            wait = _step_run(event=event, step=step, steps=steps, values=values, held=held)
+            if wait is LOST:
+                return None
+            if wait is not None:
+                next_at = timezone.now() + timedelta(seconds=wait)
+                Event.objects.filter(pk=event.pk, claim=held["claim"]).update(
+                    next_attempt_at=next_at, queued_at=next_at, claim=None, claimed_until=None
+                )
+                return wait
+        if step.status == Step.Status.SUCCEEDED:
+            values.update(step.extracted)
+    Event.objects.filter(pk=event.pk, claim=held["claim"]).update(
+        status=Event.Status.DONE, finished_at=timezone.now(), claim=None, claimed_until=None
+    )
+    return None
+
+
+def _steps_of_run(event):
+    """The steps of the event's current run; planned on first use from the actions that
+    apply then, so later edits to the list of actions do not reshuffle a run under way."""
+    steps = list(event.steps.filter(run=event.run).select_related("action"))
+    if steps:
+        return steps
+    actions = selectors.actions_for(event_type=event.event_type, external_number=event.recording.external_number)
+    steps = [
+        Step(event=event, run=event.run, position=position, action=action, action_name=action.name)
+        for position, action in enumerate(actions, start=1)
+    ]
+    Step.objects.bulk_create(steps)
+    return steps
+
+
+def condition_matches(action, values):
+    if not action.condition_pattern:
+        return True
+    code = render.render(action.condition_code, values)
+    return patterns.search(action.condition_pattern, code) is not None
+
+
+def _step_run(*, event, step, steps, values, held):
+    action = step.action
+    if action is None:
+        return _step_finish(step, Step.Status.FAILED, "the call action was deleted before it ran")
+    if step.condition_matched is None:
+        try:
+            step.condition_matched = condition_matches(action, values)
+        except (render.RenderError, patterns.PatternError) as exc:
+            return _step_finish(step, Step.Status.FAILED, f"condition: {exc}")
+        if not step.condition_matched:
+            return _step_finish(step, Step.Status.SKIPPED)
+    if step.request is None:
+        try:
+            step.request = render.render_request(
+                method=action.method, url=action.url, headers=action.headers, body=action.body, values=values
+            )
+        except render.RenderError as exc:
+            return _step_finish(step, Step.Status.FAILED, _render_failure(exc, step, steps))
+    now = timezone.now()
+    needed = now + timedelta(seconds=action.timeout + LEASE_MARGIN_SECONDS)
+    if needed > held["until"]:
+        if not Event.objects.filter(pk=event.pk, claim=held["claim"]).update(claimed_until=needed):
+            return LOST
+        held["until"] = needed
+    step.attempts += 1
+    step.save(update_fields=["condition_matched", "request", "attempts"])
+    attempt = Attempt.objects.create(
+        step=step,
+        action=action,
+        number=step.attempts,
+        started_at=now,
+        method=step.request["method"],
+        url=step.request["url"],
+        event_id=str(step.id),
+    )
+    extracted = attempt_send(attempt=attempt, request=step.request, action=action, save=False)
+    attempt.save(update_fields=Attempt.OUTCOME_FIELDS)
+    if extracted is not None:
+        step.extracted = extracted
+        return _step_finish(step, Step.Status.SUCCEEDED)
+    step.failures += 1
+    if step.failures <= action.retry_count:
+        step.error = attempt.error
+        step.next_attempt_at = now + timedelta(seconds=action.retry_interval)
+        step.save(update_fields=["failures", "error", "next_attempt_at"])
+        return action.retry_interval
+    return _step_finish(
+        step, Step.Status.FAILED, f"gave up after {step.failures} failed attempt(s): {attempt.error}"
+    )
+
+
+def _step_finish(step, status, error=""):
+    step.status = status
+    step.error = error
+    step.finished_at = timezone.now()
+    step.save()
+    return None
+
+
+def _render_failure(exc, step, steps):
+    for earlier in steps:
+        if earlier.position >= step.position or earlier.status == Step.Status.SUCCEEDED or earlier.action is None:
+            continue
+        pattern = earlier.action.extraction_pattern
+        if exc.variable and pattern and exc.variable in patterns.group_names(pattern):
+            return (
+                f"the variable {{{exc.variable}}} has no value: the earlier action {earlier.action_name!r} "
+                f"that extracts it was {earlier.status}"
+            )
+    return f"cannot build the request: {exc}"
+
+
+def attempt_send(*, attempt, request, action, save=True):
+    """Send the request of this attempt row and complete the row.
+
+    Returns the extracted variables on success, None on failure. Success is a 2xx
+    within the timeout whose body does not match the error pattern (and does match
+    the extraction pattern, when there is one).
+    """
+    body = request["body"]
+    headers = request["headers"] + render.identity_headers(
+        message_id=attempt.event_id, secret=action.signing_secret, timestamp=int(time.time()), body=body
+    )
+    extracted = None
+    try:
+        response = transport.send(
+            method=request["method"], url=request["url"], headers=headers, body=body, timeout=action.timeout
+        )
+    except transport.TransportError as exc:
+        attempt.error = exc.message
+        attempt.elapsed_ms = exc.elapsed_ms
+    else:
+        attempt.status_code = response.status
+        attempt.elapsed_ms = response.elapsed_ms
+        attempt.response_excerpt = response.text[:EXCERPT_CHARS]
+        extracted = {}
+        attempt.error = _judge(response, action, extracted)
+    attempt.succeeded = not attempt.error
+    attempt.finished_at = timezone.now()
+    if save:
+        attempt.save(update_fields=Attempt.OUTCOME_FIELDS)
+    return extracted if attempt.succeeded else None
+
+
+def _judge(response, action, extracted):
+    """The reason this response is a failure, or '' (and the extracted variables)."""
+    if 300 <= response.status < 400:
+        where = f" to {response.location}" if response.location else ""
+        return f"redirect ({response.status}{where}) not followed: a redirect is a failure"
+    if not 200 <= response.status < 300:
+        return f"HTTP {response.status}"
+    text = response.text
+    try:
+        if action.error_pattern and patterns.search(action.error_pattern, text):
+            return "the response matches the error pattern"
+        if action.extraction_pattern:
+            match = patterns.search(action.extraction_pattern, text)
+            if match is None:
+                return "the response does not match the extraction pattern"
+            extracted.update({name: value or "" for name, value in match.groupdict().items()})
+    except patterns.PatternError as exc:
+        return str(exc)
+    return ""
+
+
+def action_send_test(*, action):
+    """Send the action once now with sample values; returns the completed Attempt row."""
+    if not config.current().call_action:
+        raise CallActionsOff("The call_action licence is off.")
+    values = {name: "TEST" for name in action.known_variables()} | render.SAMPLE_VARIABLES
+    request = render.render_request(
+        method=action.method, url=action.url, headers=action.headers, body=action.body, values=values
+    )
+    attempt = Attempt.objects.create(
+        action=action,
+        is_test=True,
+        started_at=timezone.now(),
+        method=request["method"],
+        url=request["url"],
+        event_id=f"test_{uuid.uuid4().hex}",
+    )
+    attempt_send(attempt=attempt, request=request, action=action)
+    return attempt
+
+
+def _import_value(key, value, errors):
+    if key == "targets":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            errors[key] = "must be a list of external numbers (strings)"
+        return value
+    field = CallAction._meta.get_field(key)
+    kind = field.get_internal_type()
+    if kind == "BooleanField":
+        ok = isinstance(value, bool)
+    elif kind == "PositiveIntegerField":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        errors[key] = {"BooleanField": "must be true or false", "PositiveIntegerField": "must be a whole number"}.get(
+            kind, "must be a string"
+        )
+    return value
+
+
+@transaction.atomic
+def callactions_import(*, items):
+    """Create or replace (by name) the actions of a §5 JSON list; all or nothing.
+
+    Keys left out take their defaults. Raises ValidationError naming the action and
+    field of every problem.
+    """
+    from recordings.naming import normalize_number
+
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ValidationError("The file must hold a JSON list of objects.")
+    names = [item.get("name") for item in items]
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError("Every action needs a name.")
+        if names.count(name) > 1:
+            raise ValidationError(f"The name {name!r} is used twice in the file.")
+    defaults = {key: CallAction._meta.get_field(key).get_default() for key in selectors.FILE_KEYS if key != "targets"}
+    defaults["targets"] = []
+    # Earlier actions first: a later one may use the variables they extract.
+    items = sorted(items, key=lambda item: (item.get("event_type", defaults["event_type"]), item.get("order", 1)))
+    imported = []
+    for item in items:
+        name = item["name"]
+        errors = {}
+        unknown = sorted(set(item) - set(selectors.FILE_KEYS))
+        if unknown:
+            errors["keys"] = f"unknown key(s): {', '.join(unknown)}"
+        values = {key: _import_value(key, item[key], errors) if key in item else defaults[key] for key in defaults}
+        numbers = []
+        if "targets" not in errors:
+            for number in values["targets"]:
+                try:
+                    numbers.append(normalize_number(number))
+                except ValueError:
+                    errors["targets"] = f"not a phone number: {number!r}"
+        if errors:
+            raise ValidationError({f"{name}: {field}": message for field, message in errors.items()})
+        action = CallAction.objects.filter(name=name).first() or CallAction()
+        for key, value in values.items():
+            if key != "targets":
+                setattr(action, key, value)
+        try:
+            action.full_clean()
+        except ValidationError as exc:
+            raise ValidationError(
+                {f"{name}: {field}": messages for field, messages in exc.message_dict.items()}
+            ) from None
+        action.save()
+        for number in numbers:
+            ExternalNumber.objects.get_or_create(number=number)
+        action.targets.set(ExternalNumber.objects.filter(number__in=numbers))
+        imported.append(action)
+    return imported

@@ -44,7 +44,12 @@ class RecordingFile(models.Model):
     duration = models.FloatField(help_text="Seconds.")
     audio_detected = models.BooleanField(default=True, help_text="False when the file is silence only.")
     created_at = models.DateTimeField()
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: kept.")
+    expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Expiry under the settings in force when stored (empty: kept). The purge applies the "
+        "settings in force when it runs, so a licence change moves it.",
+    )
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -52,8 +57,11 @@ class RecordingFile(models.Model):
             models.UniqueConstraint(fields=["recording", "content_type"], name="one_file_per_content_type"),
         ]
         indexes = [
-            # the purge walks only what is still stored and due
-            models.Index(fields=["expires_at"], condition=Q(deleted_at__isnull=True), name="file_due_idx"),
+            # The purge decides what is due from the storing time and the retention in force when it
+            # runs (recordings/purge.py), walking this index per content type.
+            models.Index(
+                fields=["content_type", "created_at"], condition=Q(deleted_at__isnull=True), name="file_stored_age_idx"
+            ),
         ]
 
     def __str__(self):

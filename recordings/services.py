@@ -1,6 +1,7 @@
 """Writes to recordings: ingest (SPEC.md §2.3)."""
 
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from django.utils import timezone
 from biztel import config
 from biztel.errors import Conflict, ValidationFailed
 from callactions.services import event_create_recording_completed
-from recordings import mp3, naming, storage
+from recordings import audio, mp3, naming, storage
 from recordings.models import ContentType, Recording, RecordingFile
 from recordings.retention import expiry_for
 
@@ -30,6 +31,7 @@ CALL_FIELDS = (
 REQUIRED_FIELDS = CALL_FIELDS[:-1]
 REQUEST_ID = re.compile(r"[0-9]{20}")
 UNIQUE_ID = re.compile(r"[0-9A-Za-z._-]{1,64}")
+FILE_FIELDS = ("stereo", "left", "right", "mixed")
 NUMBER_FIELDS = ("caller", "callee", "external_number", "extension", "tel")
 
 
@@ -100,30 +102,133 @@ def separation_applies(settings_row, external_number):
     return not targets or external_number in targets
 
 
-def recording_ingest(*, fields, mixed=None, left=None, right=None):
+@dataclass
+class Source:
+    """One uploaded file: its field, the open file, and what it turned out to be."""
+
+    field: str
+    file: object
+    kind: str  # "wav" or "mp3"
+    wav: audio.WavReader = None
+
+
+def sources_clean(files):
+    """Check what each file is (header only) and that they make a call; returns
+    {field: Source} or raises ValidationFailed with every bad file."""
+    errors = {}
+    sources = {}
+    for field in FILE_FIELDS:
+        if files.get(field) is None:
+            continue
+        try:
+            sources[field] = _source(field, files[field])
+        except audio.AudioError as exc:
+            errors[field] = [str(exc)]
+    given = {field for field in FILE_FIELDS if files.get(field) is not None}
+    if not given:
+        errors["mixed"] = ["Give the stereo file, the left and right legs, or the mixed file."]
+    if "stereo" in given and given & {"left", "right"}:
+        errors["stereo"] = ["Give either the stereo file or the left and right legs, not both."]
+    for leg, other in (("left", "right"), ("right", "left")):
+        if leg in given and other not in given:
+            errors[other] = [f"The {other} leg is required with the {leg} leg."]
+    if not errors:
+        legs_as_mp3 = any(sources[f].kind == "mp3" for f in ("left", "right") if f in sources)
+        if legs_as_mp3 and "mixed" not in sources:
+            errors["mixed"] = ["The mixed file is required when the legs are MP3 (they are stored as they are)."]
+        if len({s.wav.format.sample_rate for s in sources.values() if s.wav}) > 1:
+            for source in sources.values():
+                if source.wav:
+                    errors[source.field] = ["The WAV files of one call must have the same sample rate."]
+    if errors:
+        raise ValidationFailed(messages=errors)
+    return sources
+
+
+def _source(field, file):
+    kind = audio.sniff(file)
+    if kind == "empty":
+        raise audio.AudioError("The file is empty.")
+    if kind is None:
+        raise audio.AudioError("Not an audio file: expected WAV (16-bit PCM, G.711 A-law or µ-law) or MP3.")
+    if field == "stereo" and kind != "wav":
+        raise audio.AudioError("The stereo file must be a 2-channel WAV file.")
+    if kind == "mp3":
+        return Source(field, file, kind)
+    reader = audio.WavReader(file)
+    expected = 2 if field == "stereo" else 1
+    if reader.format.channels != expected:
+        raise audio.AudioError(
+            f"The {field} file must have {expected} channel{'s' if expected > 1 else ''}, "
+            f"not {reader.format.channels}."
+        )
+    return Source(field, file, kind, reader)
+
+
+def _plan(sources, separate):
+    """{content type: recipe} of what to encode, and {content type: source} of MP3s stored
+    as they are. A recipe is [(source field, channel), ...], mixed with saturation."""
+    encode, keep = {}, {}
+    if "stereo" in sources:
+        legs = {ContentType.LEFT: [("stereo", 0)], ContentType.RIGHT: [("stereo", 1)]}
+    elif "left" in sources:
+        legs = {ContentType.LEFT: [("left", 0)], ContentType.RIGHT: [("right", 0)]}
+    else:
+        legs = {}
+    if "mixed" in sources:
+        mixed = sources["mixed"]
+        if mixed.kind == "mp3":
+            keep[ContentType.MONAURAL] = mixed
+        else:
+            encode[ContentType.MONAURAL] = [("mixed", 0)]
+    else:
+        encode[ContentType.MONAURAL] = legs[ContentType.LEFT] + legs[ContentType.RIGHT]
+    if separate:
+        for content_type, recipe in legs.items():
+            source = sources[recipe[0][0]]
+            if source.kind == "mp3":
+                keep[content_type] = source
+            else:
+                encode[content_type] = recipe
+    return encode, keep
+
+
+def recording_ingest(*, fields, stereo=None, mixed=None, left=None, right=None):
     """Store one call handed over by the PBX. Returns (recording, created).
 
-    mixed/left/right are open binary files of ready MP3s. Idempotent on request_id;
-    on any failure nothing is left behind: no file, no row, no event.
+    stereo/mixed/left/right are open binary files (seekable): a 2-channel WAV (channel 0
+    the customer, 1 the operator), mono WAV legs, or ready MP3s, which are stored as they
+    are. The mix is made from the legs unless given. Idempotent on request_id; on any
+    failure nothing is left behind: no file, no row, no event.
     """
-    call = call_fields_clean(fields)
-    existing = _existing(call)
-    if existing is not None:
-        return existing, False
-    if mixed is None and (left is None or right is None):
-        raise ValidationFailed(messages={"mixed": ["Give the mixed file, or the left and right legs."]})
+    errors = {}
+    call = None
+    try:
+        call = call_fields_clean(fields)
+    except ValidationFailed as exc:
+        errors.update(exc.messages)
+    if call is not None:
+        # The PBX may retry the upload; the request ID makes that harmless.
+        existing = _existing(call)
+        if existing is not None:
+            return existing, False
+    try:
+        sources = sources_clean({"stereo": stereo, "mixed": mixed, "left": left, "right": right})
+    except ValidationFailed as exc:
+        errors.update(exc.messages)
+    if errors:
+        raise ValidationFailed(messages=errors)
 
     settings_row = config.current()
+    encode, keep = _plan(sources, separation_applies(settings_row, call["external_number"]))
     prepared = []
     try:
-        if mixed is not None:
-            prepared.append(prepare_mp3(ContentType.MONAURAL, mixed))
-        if left is not None and right is not None and separation_applies(settings_row, call["external_number"]):
-            prepared.append(prepare_mp3(ContentType.LEFT, left))
-            prepared.append(prepare_mp3(ContentType.RIGHT, right))
+        for content_type, source in keep.items():
+            prepared.append(prepare_mp3(content_type, source.file))
+        prepared.extend(_encode(sources, encode, settings_row.mp3_bitrate_kbps))
         return recording_store(call=call, prepared=prepared, settings_row=settings_row), True
     except IntegrityError:
-        # The PBX retried while the first upload was still being stored.
+        # The same call arrived twice at once and the other upload committed first.
         existing = _existing(call)
         if existing is None:
             raise
@@ -133,10 +238,51 @@ def recording_ingest(*, fields, mixed=None, left=None, right=None):
             storage.discard(item.temp_path)
 
 
+def _encode(sources, plan, kbps):
+    """Encode the planned outputs into temporary files; returns their PreparedFiles."""
+    if not plan:
+        return []
+    fields = sorted({field for recipe in plan.values() for field, _ in recipe})
+    inputs = [sources[field].wav for field in fields]
+    temp_paths = {content_type: storage.new_temp_path() for content_type in plan}
+    try:
+        with ExitStack() as stack:
+            outputs = {
+                content_type: (
+                    stack.enter_context(open(temp_paths[content_type], "wb")),
+                    [(fields.index(field), channel) for field, channel in recipe],
+                )
+                for content_type, recipe in plan.items()
+            }
+            try:
+                encoded = audio.transcode(inputs=inputs, outputs=outputs, kbps=kbps)
+            except audio.AudioError as exc:
+                bad = [fields[exc.input_index]] if exc.input_index is not None else fields
+                raise ValidationFailed(messages={field: [str(exc)] for field in bad}) from None
+    except BaseException:
+        for path in temp_paths.values():
+            storage.discard(path)
+        raise
+    return [
+        PreparedFile(
+            content_type,
+            temp_paths[content_type],
+            result.size,
+            result.sha256,
+            result.duration,
+            result.audio_detected,
+        )
+        for content_type, result in encoded.items()
+    ]
+
+
 def _existing(call):
-    recording = Recording.objects.filter(request_id=call["request_id"]).first()
-    if recording is not None:
-        return recording
+    """The stored recording of this call, or None; Conflict when the IDs disagree."""
+    by_request = Recording.objects.filter(request_id=call["request_id"]).first()
+    if by_request is not None:
+        if by_request.unique_id != call["unique_id"]:
+            raise Conflict("A recording with this request_id already exists with another unique_id.")
+        return by_request
     if Recording.objects.filter(unique_id=call["unique_id"]).exists():
         raise Conflict()
     return None

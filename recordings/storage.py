@@ -34,6 +34,8 @@ def new_temp_path(suffix=".part"):
     folder.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(suffix=suffix, dir=folder)
     os.close(fd)
+    # mkstemp makes it private; stored recordings are read by nginx too (deploy/).
+    os.chmod(name, 0o644)
     return Path(name)
 
 
@@ -78,3 +80,9 @@ def delete(relative):
 
 def copy_out(relative, destination):
     shutil.copyfile(full_path(relative), destination)
+
+
+def open_new_temp(suffix=".part"):
+    """(path, binary file open for writing) of a fresh temporary file; move it in with move_into_place."""
+    path = new_temp_path(suffix)
+    return path, open(path, "wb")

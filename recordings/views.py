@@ -1,6 +1,10 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+
 from biztel.downloads import file_response
 from biztel.errors import NotFound, Unauthorized, ValidationFailed
 from biztel.models import Role
+from biztel.openapi import error_responses
 from biztel.public import PublicApiView
 from recordings.models import ContentType
 from recordings.selectors import recording_and_file
@@ -19,6 +23,27 @@ def may_download(account, recording, settings_row):
 class RecordingDownloadView(PublicApiView):
     """GET/HEAD /public/api/v1/monitor/<id>?content_type=monaural|left|right"""
 
+    @extend_schema(
+        operation_id="monitor_download",
+        summary="Download one file of a recording",
+        parameters=[
+            OpenApiParameter(
+                "recording_id", str, OpenApiParameter.PATH,
+                description="The request ID the call action sent as {ID}, or the recording's unique ID.",
+                examples=[OpenApiExample("request ID", value="21091300000468000050")],
+            ),
+            OpenApiParameter(
+                "content_type", str, enum=ContentType.values, default=ContentType.MONAURAL,
+                description="monaural: both parties mixed; left: the customer; right: the operator.",
+            ),
+        ],
+        responses={
+            (200, "audio/mpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The MP3; Range gives 206."),
+            (206, "audio/mpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The requested byte range."),
+            304: OpenApiResponse(description="Not modified (If-None-Match or If-Modified-Since)."),
+            **error_responses(400, 401, 403, 404, 416, 429, 500),
+        },
+    )
     def get(self, request, recording_id):
         account = self.admit(request)
         content_type = request.GET.get("content_type", ContentType.MONAURAL)
@@ -35,13 +60,20 @@ class RecordingDownloadView(PublicApiView):
             raise Unauthorized()
         if stored is None:
             raise NotFound()
-        return file_response(
-            request,
-            relative_path=stored.path,
-            name=stored.name,
-            size=stored.size,
-            sha256=stored.sha256,
-            modified=stored.created_at,
-        )
+        try:
+            return file_response(
+                request,
+                relative_path=stored.path,
+                name=stored.name,
+                size=stored.size,
+                sha256=stored.sha256,
+                modified=stored.created_at,
+            )
+        except FileNotFoundError:
+            # Purged between the lookup and the open: that is a 404. A file missing
+            # while its row says stored is an inconsistency, left to answer 500.
+            if recording_and_file(recording_id, content_type)[1] is None:
+                raise NotFound() from None
+            raise
 
     head = get

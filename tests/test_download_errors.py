@@ -291,3 +291,4 @@ def test_a_bad_host_header_under_the_public_api_still_has_the_six_keys(client, d
     response = client.get(URL.format("x"), HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert set(response.json()) == {"name", "type", "exception_id", "message", "messages", "reason"}
+

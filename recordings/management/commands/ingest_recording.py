@@ -5,13 +5,14 @@ from django.core.management.base import BaseCommand, CommandError
 
 from biztel.errors import ApiError
 from recordings.serializers import recording_data
-from recordings.services import CALL_FIELDS, recording_ingest
-
-FILE_OPTIONS = ("mixed", "left", "right")
+from recordings.services import CALL_FIELDS, FILE_FIELDS, recording_ingest
 
 
 class Command(BaseCommand):
     help = "Store one finished call handed over by the PBX and print it as JSON."
+    # Run once per call by the PBX: the system checks (URLs, admin, every app) would cost
+    # it time and memory each time; the web server and deploy run them.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         for name in CALL_FIELDS:
@@ -20,9 +21,14 @@ class Command(BaseCommand):
                 parser.add_argument(flag, help='Call start, local time: "YYYY-MM-DD HH:MM:SS".')
             else:
                 parser.add_argument(flag)
-        parser.add_argument("--mixed", metavar="FILE", help="The mixed (monaural) MP3.")
-        parser.add_argument("--left", metavar="FILE", help="The customer leg (MP3).")
-        parser.add_argument("--right", metavar="FILE", help="The operator leg (MP3).")
+        parser.add_argument(
+            "--stereo", metavar="FILE", help="2-channel WAV: channel 0 the customer (left), 1 the operator (right)."
+        )
+        parser.add_argument("--left", metavar="FILE", help="The customer leg: mono WAV or MP3.")
+        parser.add_argument("--right", metavar="FILE", help="The operator leg: mono WAV or MP3.")
+        parser.add_argument(
+            "--mixed", metavar="FILE", help="The mixed (monaural) recording: mono WAV or MP3; made from the legs if left out."
+        )
 
     def handle(self, *args, **options):
         fields = {name: options[name] for name in CALL_FIELDS}
@@ -30,7 +36,7 @@ class Command(BaseCommand):
             try:
                 files = {
                     name: stack.enter_context(open(options[name], "rb"))
-                    for name in FILE_OPTIONS
+                    for name in FILE_FIELDS
                     if options[name]
                 }
             except OSError as exc:

@@ -1,0 +1,18 @@
+"""Celery tasks: take an id, call a service."""
+
+from celery import shared_task
+
+from callactions import services
+
+
+@shared_task(name="callactions.tasks.deliver_event", acks_late=True, reject_on_worker_lost=True)
+def deliver_event(event_id):
+    wait = services.event_deliver(event_id=event_id)
+    if wait is not None:
+        # a retry waits in the queue, not in this worker
+        services.event_queue(event_id=event_id, countdown=wait)
+
+
+@shared_task(name="callactions.tasks.sweep_pending_events")
+def sweep_pending_events():
+    return services.event_sweep()

@@ -1,0 +1,119 @@
+"""Ingest of a 60-minute 8 kHz stereo 16-bit WAV (three MP3s: mixed, left, right)
+against the Debian `lame` command encoding the same three legs one after the other
+(`lame --noreplaygain -b 32 --cbr -m m`, one process per leg), in one run.
+
+Prints the time ratio (ingest / lame) and the ingest's peak memory. The ingest runs
+as `manage.py ingest_recording` in a subprocess, so its figures include starting
+Django, reading the WAV, the database transaction and moving the files into place.
+"""
+
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recordings import audio
+from tests.conftest import ROOT
+from tests.perf.support import bench_database, ensure_debian_packages, media_root
+
+MINUTES = 60
+RATE = 8000
+BLOCK = RATE * 10
+
+
+def speechlike(rng, n, start, base):
+    """Tones that come and go, with a little noise: keeps the encoder honest."""
+    t = (start + np.arange(n)) / RATE
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t) ** 2
+    signal = np.sin(2 * np.pi * base * t) + 0.5 * np.sin(2 * np.pi * base * 2.3 * t)
+    return (6000 * envelope * signal + rng.normal(0, 300, n)).astype(np.int16)
+
+
+def wav_header(channels, frames):
+    data = frames * channels * 2
+    fmt = struct.pack("<HHIIHH", 1, channels, RATE, RATE * channels * 2, channels * 2, 16)
+    return b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack(
+        "<I", data
+    )
+
+
+def write_inputs(folder):
+    """The stereo call, and the three mono legs lame gets (the mix is the same saturating sum)."""
+    frames = MINUTES * 60 * RATE
+    rng = np.random.default_rng(1)
+    paths = {name: folder / f"{name}.wav" for name in ("stereo", "left", "right", "mixed")}
+    files = {name: open(path, "wb") for name, path in paths.items()}
+    try:
+        for name, f in files.items():
+            f.write(wav_header(2 if name == "stereo" else 1, frames))
+        for start in range(0, frames, BLOCK):
+            n = min(BLOCK, frames - start)
+            left, right = speechlike(rng, n, start, 220), speechlike(rng, n, start, 330)
+            files["stereo"].write(np.stack([left, right], axis=1).astype("<i2").tobytes())
+            files["left"].write(left.astype("<i2").tobytes())
+            files["right"].write(right.astype("<i2").tobytes())
+            files["mixed"].write(audio.mix(left, right).astype("<i2").tobytes())
+    finally:
+        for f in files.values():
+            f.close()
+    return paths
+
+
+def time_lame(paths, out):
+    """(seconds, CPU seconds) of lame encoding the three legs one after the other."""
+    started = time.perf_counter()
+    cpu = 0.0
+    for name in ("mixed", "left", "right"):
+        process = subprocess.Popen(
+            ["lame", "--quiet", "--noreplaygain", "-b", "32", "--cbr", "-m", "m", str(paths[name]), str(out / f"{name}.mp3")]
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"lame failed on {name}")
+        cpu += usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - started, cpu
+
+
+def run_ingest(stereo, database_url, media):
+    """(seconds, CPU seconds, peak RSS in MiB) of one `manage.py ingest_recording` process."""
+    env = {**os.environ, "DATABASE_URL": database_url, "MEDIA_ROOT": str(media)}
+    command = [
+        sys.executable, "manage.py", "ingest_recording",
+        "--request-id", "26010100000000000001", "--unique-id", "1767225600.1",
+        "--started-at", "2026-01-01 09:00:00", "--caller", "0312345678", "--callee", "2001",
+        "--side", "DST", "--external-number", "0312345678", "--extension", "2001", "--tel", "0312345678",
+        "--stereo", str(stereo),
+    ]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err)
+        # wait4 gives this one child's own peak memory (RUSAGE_CHILDREN would mix in lame's).
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - started
+        if process.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"ingest_recording failed: {err.read().decode()[-2000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def main():
+    ensure_debian_packages(("lame", "lame"))
+    with tempfile.TemporaryDirectory(prefix="biztel-bench-ingest-") as tmp:
+        folder = Path(tmp)
+        paths = write_inputs(folder)
+        lame_seconds, lame_cpu = time_lame(paths, folder)
+        with bench_database() as database_url, media_root() as media:
+            ingest_seconds, ingest_cpu, peak_mib = run_ingest(paths["stereo"], database_url, media)
+            stored = sorted(p.name for p in media.rglob("*.mp3"))
+    if len(stored) != 3:
+        raise RuntimeError(f"expected three MP3s, got {stored}")
+    print(f"ingest {MINUTES} min 8 kHz stereo WAV: ingest_recording {ingest_seconds:.1f} s "
+          f"({ingest_cpu:.1f} s CPU), lame x3 one after the other {lame_seconds:.1f} s ({lame_cpu:.1f} s CPU)", flush=True)
+    print(f"ingest time ratio (ingest_recording / lame x3): {ingest_seconds / lame_seconds:.2f}", flush=True)
+    print(f"ingest peak memory (RSS of the ingest process): {peak_mib:.0f} MiB", flush=True)
