@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.contrib import admin
 from django.utils import timezone
 
+from biztel import config
 from recordings.models import Recording, RecordingFile
 from recordings.selectors import recording_minutes_in_month
 
@@ -11,8 +12,12 @@ class RecordingFileInline(admin.TabularInline):
     model = RecordingFile
     extra = 0
     can_delete = False
-    fields = ("content_type", "name", "size", "sha256", "duration", "audio_detected", "created_at", "expires_at", "deleted_at")
+    fields = ("content_type", "name", "size", "sha256", "duration", "audio_detected", "created_at", "expires", "deleted_at")
     readonly_fields = fields
+
+    @admin.display(description="expires")
+    def expires(self, obj):
+        return obj.expires_at(config.current()) or "kept"
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -44,12 +44,6 @@ class RecordingFile(models.Model):
     duration = models.FloatField(help_text="Seconds.")
     audio_detected = models.BooleanField(default=True, help_text="False when the file is silence only.")
     created_at = models.DateTimeField()
-    expires_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="Expiry under the settings in force when stored (empty: kept). The purge applies the "
-        "settings in force when it runs, so a licence change moves it.",
-    )
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -70,6 +64,12 @@ class RecordingFile(models.Model):
     @property
     def exists(self):
         return self.deleted_at is None
+
+    def expires_at(self, settings_row):
+        """When the purge will delete it under these settings (None: kept); see recordings/purge.py."""
+        from recordings.retention import expiry_for
+
+        return expiry_for(self.content_type, self.created_at, settings_row)
 
 
 class DayArchive(models.Model):

@@ -2,10 +2,12 @@
 
 from django.utils import timezone
 
+from biztel import config
 from recordings.models import ContentType
 
 
 def file_data(stored):
+    expires_at = stored.expires_at(config.current())
     return {
         "name": stored.name,
         "bytes": stored.size,
@@ -13,7 +15,7 @@ def file_data(stored):
         "duration": stored.duration,
         "audio_detected": stored.audio_detected,
         "created_at": timezone.localtime(stored.created_at).isoformat(),
-        "expires_at": timezone.localtime(stored.expires_at).isoformat() if stored.expires_at else None,
+        "expires_at": timezone.localtime(expires_at).isoformat() if expires_at else None,
         "exists": stored.deleted_at is None,
     }
 

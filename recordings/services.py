@@ -14,7 +14,6 @@ from biztel.errors import Conflict, ValidationFailed
 from callactions.services import event_create_recording_completed
 from recordings import audio, mp3, naming, storage
 from recordings.models import ContentType, Recording, RecordingFile
-from recordings.retention import expiry_for
 
 CALL_FIELDS = (
     "request_id",
@@ -323,7 +322,6 @@ def recording_store(*, call, prepared, settings_row):
                     duration=round(item.duration, 3),
                     audio_detected=item.audio_detected,
                     created_at=now,
-                    expires_at=expiry_for(item.content_type, now, settings_row),
                 )
             event_create_recording_completed(recording=recording)
             for temp_path, relative in placements:
