@@ -21,7 +21,7 @@ from django.utils import timezone
 from biztel import config
 from recordings import storage
 from recordings.models import DayArchive
-from recordings.day_selectors import day_files, day_files_stored_since
+from recordings.selectors import day_files, day_files_stored_since
 
 log = logging.getLogger(__name__)
 

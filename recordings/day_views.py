@@ -19,7 +19,7 @@ from biztel.models import Role
 from biztel.openapi import error_responses
 from biztel.public import PublicApiView
 from recordings.archive import archive_for_day, archive_name
-from recordings.day_selectors import day_recordings
+from recordings.selectors import day_recordings
 from recordings.serializers import recording_data
 
 PAGE_SIZE_DEFAULT = 100
