@@ -93,8 +93,9 @@ def quota_consume(*, requests, objects, request_limit, object_limit, objects_nee
     with connection.cursor() as cursor:
         cursor.execute(_CONSUME, params)
         row = cursor.fetchone()
-        if row is None and not MonthlyUsage.objects.filter(month=month).exists():
-            # First request of the month; a concurrent creator is harmless.
+        if row is None:
+            # The month's row may not exist yet (or another request has just made it):
+            # make sure it exists and count once more. Only a used-up quota fails twice.
             MonthlyUsage.objects.bulk_create([MonthlyUsage(month=month)], ignore_conflicts=True)
             cursor.execute(_CONSUME, params)
             row = cursor.fetchone()

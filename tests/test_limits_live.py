@@ -59,3 +59,12 @@ def test_a_settings_change_is_in_force_in_every_process_within_a_second(gunicorn
     answers = fire(url, token, 8)
     assert {a.status_code for a in answers} == {403}
     assert {a.json()["name"] for a in answers} == {"AuthorizationException"}
+
+
+def test_the_first_requests_of_a_month_are_not_refused_while_its_counter_is_created(gunicorn_server, token, set_system):
+    set_system(burst_limit_per_second=1000)
+    assert not MonthlyUsage.objects.exists()
+    url = f"{gunicorn_server}/public/api/v1/monitor/{stored_recording().request_id}"
+    answers = fire(url, token, 24)
+    assert [a.status_code for a in answers] == [200] * 24
+    assert MonthlyUsage.objects.get().requests == 24
