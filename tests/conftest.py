@@ -49,7 +49,10 @@ def _isolated(settings, tmp_path):
 
     settings.MEDIA_ROOT = tmp_path / "media"
     config.forget()
-    cache.clear()
+    # Only the cache's own keys: a FLUSHDB would also drop Celery's queue bindings.
+    client = cache._cache.get_client(write=True)
+    for key in client.scan_iter(match=cache.make_key("*")):
+        client.delete(key)
     yield
     config.forget()
 
