@@ -154,7 +154,8 @@ class AttemptAdmin(admin.ModelAdmin):
         "succeeded",
         "error",
     )
-    list_filter = ("succeeded", "is_test", "action")
+    list_filter = (("started_at", admin.DateFieldListFilter), "succeeded", "status_code", "is_test", "action")
+    date_hierarchy = "started_at"
     search_fields = ("url", "event_id", "error")
     list_select_related = ("action",)
 

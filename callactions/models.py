@@ -277,6 +277,8 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        verbose_name = "delivery attempt"
+        verbose_name_plural = "delivery log"
 
     def __str__(self):
         return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.method} {self.url} → {self.status_code or self.error}"
