@@ -2,6 +2,7 @@
 REDIS_URL, set by `make test`) and stops loudly when they are not there."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -88,6 +89,22 @@ def set_system(db):
     return apply
 
 
+def database_url(connection=None):
+    """The URL of the database Django is using (the test database, in tests), for child processes."""
+    from django.db import connection as default_connection
+
+    db = (connection or default_connection).settings_dict
+    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def ensure_debian_packages(*commands_and_packages):
+    """ensure_debian_packages(("nginx", "nginx"), ...): install what is missing (the Makefile does it first)."""
+    missing = [package for command, package in commands_and_packages if not shutil.which(command)]
+    if missing:
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, capture_output=True)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -113,13 +130,10 @@ def gunicorn_server(transactional_db, settings):
 
     Yields its base URL. Data must be committed to be seen, hence transactional_db.
     """
-    from django.db import connection
-
     port = free_port()
-    db = connection.settings_dict
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "DOWNLOAD_ACCEL_REDIRECT_PREFIX": "",
     }

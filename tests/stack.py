@@ -18,19 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import ROOT, database_url, ensure_debian_packages, free_port, wait_for_port
 
 DEPLOY = ROOT / "deploy"
 SPEC_PORT = 8000
 ACCEL_PREFIX = "/_protected/media/"
-
-
-def ensure_debian_packages(*commands_and_packages):
-    """ensure_debian_packages(("nginx", "nginx"), ...): install what is missing (Makefile does it first)."""
-    missing = [package for command, package in commands_and_packages if not shutil.which(command)]
-    if missing:
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, capture_output=True)
 
 
 def port_is_free(port):
@@ -41,11 +33,6 @@ def port_is_free(port):
         except OSError:
             return False
     return True
-
-
-def database_url(connection):
-    db = connection.settings_dict
-    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def self_signed_certificate(folder):

@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import ROOT
-from tests.stack import ensure_debian_packages, product_stack
+from tests.conftest import ROOT, ensure_debian_packages
+from tests.stack import product_stack
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.django_db]
 

@@ -270,3 +270,39 @@ def test_the_sweep_requeues_an_event_that_never_reached_the_queue(worker, receiv
     # a freshly queued event is left alone
     Event.objects.filter(pk=event.pk).update(status=Event.Status.PENDING, next_attempt_at=timezone.now() - timedelta(seconds=1), queued_at=timezone.now())
     assert services.event_sweep() == 0
+
+
+def unqueued_events(receiver, count):
+    """Events of their own, never queued, so that no worker but the test's call sees them."""
+    recordings = [stored_recording() for _ in range(count)]
+    for recording in recordings:
+        finished_event(recording)  # its own event went through the worker before there was any action
+    make_action(receiver)
+    return [Event.objects.create(recording=recording, queued_at=timezone.now()) for recording in recordings]
+
+
+def test_one_delivery_takes_the_other_due_events_along_and_sends_each_once(worker, receiver):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    events = unqueued_events(receiver, 3)
+    assert services.event_deliver(event_id=events[-1].pk) == {}
+    assert sorted(request.args["ID"] for request in requests_to(receiver, "/hook")) == sorted(
+        event.recording.request_id for event in events
+    )
+    assert set(Event.objects.filter(pk__in=[e.pk for e in events]).values_list("status", "claim")) == {
+        (Event.Status.DONE, None)
+    }
+    assert services.event_deliver(event_id=events[0].pk) == {}
+    assert len(requests_to(receiver, "/hook")) == 3
+
+
+def test_a_batch_out_of_time_hands_the_rest_back_to_the_queue_untouched(worker, receiver, monkeypatch):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    events = unqueued_events(receiver, 3)
+    monkeypatch.setattr(services, "BATCH_SECONDS", 0)
+    handed_back = services.event_deliver(event_id=events[0].pk)
+    (request,) = requests_to(receiver, "/hook")
+    (first,) = [event for event in events if event.recording.request_id == request.args["ID"]]
+    assert handed_back == {event.pk: None for event in events if event != first}
+    rest = Event.objects.filter(pk__in=handed_back)
+    assert set(rest.values_list("status", "claim", "claimed_until")) == {(Event.Status.PENDING, None, None)}
+    assert not Step.objects.filter(event__in=rest).exclude(attempts=0).exists()

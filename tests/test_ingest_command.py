@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from recordings import mp3, storage
 from recordings.models import RecordingFile
 from tests.audio_helpers import assert_nothing_left_behind
-from tests.conftest import ROOT
+from tests.conftest import ROOT, database_url
 from tests.factories import call_fields
 from tests.media import mp3_bytes, tone, wav_bytes, write_wav
 
@@ -93,17 +93,13 @@ def test_a_ready_mp3_still_works(tmp_path):
 
 
 def test_the_command_exits_non_zero_on_bad_input(tmp_path):
-    from django.db import connection
-
     path = tmp_path / "text.wav"
     path.write_text("not a recording")
     fields = call_fields()
-    db = connection.settings_dict
-    database_url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     result = subprocess.run(
         [sys.executable, "manage.py", "ingest_recording", *options(fields), f"--stereo={path}"],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url, "MEDIA_ROOT": str(tmp_path / "media")},
+        env={**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(tmp_path / "media")},
         capture_output=True,
         text=True,
         timeout=60,

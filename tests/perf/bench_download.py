@@ -11,9 +11,8 @@ import secrets
 import requests
 from django.utils import timezone
 
-from tests.perf.support import (
-    bench_database, children, ensure_debian_packages, gunicorn, media_root, nginx, peak_rss_kib, wrk,
-)
+from tests.conftest import ensure_debian_packages
+from tests.perf.support import bench_database, children, gunicorn, media_root, nginx, peak_rss_kib, wrk
 
 SIZES = {"1MB": 1024 * 1024, "15MB": 15 * 1024 * 1024}
 BIG = 200 * 1024 * 1024

@@ -19,7 +19,8 @@ import numpy as np
 
 from recordings import audio
 from tests.conftest import ROOT
-from tests.perf.support import bench_database, ensure_debian_packages, media_root
+from tests.conftest import ensure_debian_packages
+from tests.perf.support import bench_database, media_root
 
 MINUTES = 60
 RATE = 8000

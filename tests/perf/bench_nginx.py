@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tests.media import tone, wav_bytes
 from tests.perf.support import bench_database, wrk
-from tests.stack import ensure_debian_packages, start_stack
+from tests.conftest import ensure_debian_packages
+from tests.stack import start_stack
 
 SECONDS = 10
 CONNECTIONS = 16

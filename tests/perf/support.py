@@ -10,15 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import ROOT, free_port, wait_for_port
-
-
-def ensure_debian_packages(*commands_and_packages):
-    """ensure_debian_packages(("wrk", "wrk"), ("nginx", "nginx")): install what is missing."""
-    missing = [package for command, package in commands_and_packages if not shutil.which(command)]
-    if missing:
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, capture_output=True)
+from tests.conftest import ROOT, database_url, free_port, wait_for_port
 
 
 @contextmanager
@@ -28,8 +20,7 @@ def bench_database():
     from django.test.utils import setup_databases, teardown_databases
 
     config = setup_databases(verbosity=0, interactive=False)
-    db = connection.settings_dict
-    url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    url = database_url()
     try:
         yield url
     finally:
