@@ -39,14 +39,20 @@ def media_root():
 
 
 @contextmanager
-def gunicorn(database_url, media, workers=2, threads=8, extra_env=None):
+def gunicorn(database_url, media, extra_env=None):
+    """gunicorn as deployed (deploy/gunicorn.conf.py), without its access log."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "MEDIA_ROOT": str(media), **(extra_env or {})}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MEDIA_ROOT": str(media),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_ACCESS_LOG": "",
+        "GUNICORN_LOG_LEVEL": "warning",
+        **(extra_env or {}),
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "biztel.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
-         "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")], cwd=ROOT, env=env
     )
     try:
         wait_for_port(port, process)
