@@ -1,11 +1,12 @@
 """Writes for call actions: events, their delivery step by step, tests, resends, import."""
 
 import logging
+import operator
 import time
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
-from functools import partial
+from functools import partial, reduce
 
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
@@ -22,7 +23,12 @@ log = logging.getLogger(__name__)
 # is presumed dead and the sweep hands the event to another one.
 LEASE_MARGIN_SECONDS = 10
 # What a claim covers at first: a step with the default timeout needs no renewal.
-CLAIM_SECONDS = LEASE_MARGIN_SECONDS + 10
+CLAIM_SECONDS = 2 * LEASE_MARGIN_SECONDS + 10
+# A worker delivers up to this many due events per task, so that the queries around
+# them (claim, reads, ends) are shared; it leaves the rest of its batch to the queue
+# once it has spent BATCH_SECONDS on it, so a slow receiver holds back few others.
+EVENT_BATCH = 50
+BATCH_SECONDS = 2
 # An event handed to the queue this recently is left alone by the sweep.
 SWEEP_GRACE_SECONDS = 10
 SWEEP_BATCH = 1000
@@ -125,67 +131,114 @@ def event_resend(*, event):
 
 
 def event_deliver(*, event_id):
-    """Run the event's actions from where its last run stopped.
+    """Run the event's actions from where its last run stopped, and those of up to
+    EVENT_BATCH - 1 other events that are due and that nobody holds.
 
-    Returns the seconds after which it must run again (a step waits for a retry), or
-    None. Only the worker that claims the event runs it; a step that succeeded is never
-    sent again because its outcome is on its row before the next one starts.
+    Returns {event id: seconds} of the events to queue again: after that many seconds
+    (a step waits for a retry), or at once (None: the batch ran out of time before
+    it reached them). Only the worker that claims an event runs it; a step that
+    succeeded is never sent again because its outcome is on its row before the next
+    one starts.
     """
     if not config.current().call_action:
-        return None
+        return {}
+    now = timezone.now()
+    held = {"claim": uuid.uuid4(), "until": now + timedelta(seconds=CLAIM_SECONDS)}
+    due = Q(status=Event.Status.PENDING, next_attempt_at__lte=now) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    )
+    # Two workers may pick the same others: the first to update them has them, the
+    # second finds them claimed when it re-checks the rows and leaves them out.
+    others = Event.objects.filter(due).exclude(pk=event_id).order_by("next_attempt_at").values("pk")[: EVENT_BATCH - 1]
+    claimed = (
+        Event.objects.filter(due)
+        .filter(Q(pk=event_id) | Q(pk__in=others))
+        .update(claim=held["claim"], claimed_until=held["until"])
+    )
+    if not claimed:
+        return {}  # most often: an earlier batch delivered it already
     with asynchronous_commit():
-        now = timezone.now()
-        held = {"claim": uuid.uuid4(), "until": now + timedelta(seconds=CLAIM_SECONDS)}
-        claimed = (
-            Event.objects.filter(pk=event_id, status=Event.Status.PENDING, next_attempt_at__lte=now)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .update(claim=held["claim"], claimed_until=held["until"])
+        events = list(
+            Event.objects.filter(claim=held["claim"], status=Event.Status.PENDING, next_attempt_at__lte=now)
+            .select_related("recording")
+            .order_by("next_attempt_at")
         )
-        if not claimed:
-            return None
-        event = Event.objects.select_related("recording").get(pk=event_id)
+        held["ids"] = {event.pk for event in events}
         try:
-            return _event_run(event, held)
+            return _events_run(events, held)
         except BaseException:
-            Event.objects.filter(pk=event.pk, claim=held["claim"]).update(claim=None, claimed_until=None)
+            Event.objects.filter(claim=held["claim"]).update(claim=None, claimed_until=None)
             raise
 
 
-def _event_run(event, held):
-    steps = _steps_of_run(event)
-    values = selectors.event_variables(event, files=any(step.action and step.action.uses_files() for step in steps))
-    for step in steps:
-        if step.status == Step.Status.PENDING:
-            wait = _step_run(event=event, step=step, steps=steps, values=values, held=held)
+def _events_run(events, held):
+    """Run the claimed events one after the other, writing their ends in bulk."""
+    started = time.monotonic()
+    steps_of = _steps_of_runs(events)
+    done, again = [], {}
+    try:
+        for index, event in enumerate(events):
+            if index and time.monotonic() - started > BATCH_SECONDS:
+                rest = [later.pk for later in events[index:]]
+                Event.objects.filter(pk__in=rest, claim=held["claim"]).update(claim=None, claimed_until=None)
+                again.update(dict.fromkeys(rest))
+                break
+            if event.pk not in held["ids"]:
+                continue  # taken over while this batch held it too long
+            wait = _event_run(event, steps_of[event.pk], held)
             if wait is LOST:
-                return None
-            if wait is not None:
+                continue
+            if wait is None:
+                done.append(event.pk)
+            else:
                 next_at = timezone.now() + timedelta(seconds=wait)
                 Event.objects.filter(pk=event.pk, claim=held["claim"]).update(
                     next_attempt_at=next_at, queued_at=next_at, claim=None, claimed_until=None
                 )
+                held["ids"].discard(event.pk)
+                again[event.pk] = wait
+    finally:
+        Event.objects.filter(pk__in=done, claim=held["claim"]).update(
+            status=Event.Status.DONE, finished_at=timezone.now(), claim=None, claimed_until=None
+        )
+    return again
+
+
+def _event_run(event, steps, held):
+    """Returns None when the event is done, the seconds until its next try, or LOST."""
+    values = selectors.event_variables(event, files=any(step.action and step.action.uses_files() for step in steps))
+    for step in steps:
+        if step.status == Step.Status.PENDING:
+            wait = _step_run(event=event, step=step, steps=steps, values=values, held=held)
+            if wait is not None:
                 return wait
         if step.status == Step.Status.SUCCEEDED:
             values.update(step.extracted)
-    Event.objects.filter(pk=event.pk, claim=held["claim"]).update(
-        status=Event.Status.DONE, finished_at=timezone.now(), claim=None, claimed_until=None
-    )
     return None
 
 
-def _steps_of_run(event):
-    """The steps of the event's current run; planned on first use from the actions that
+def _steps_of_runs(events):
+    """The steps of each event's current run; planned on first use from the actions that
     apply then, so later edits to the list of actions do not reshuffle a run under way."""
-    steps = list(event.steps.filter(run=event.run).select_related("action"))
-    if steps:
-        return steps
-    actions = selectors.actions_for(event_type=event.event_type, external_number=event.recording.external_number)
-    steps = [
-        Step(event=event, run=event.run, position=position, action=action, action_name=action.name)
-        for position, action in enumerate(actions, start=1)
-    ]
-    Step.objects.bulk_create(steps)
-    return steps
+    steps_of = {event.pk: [] for event in events}
+    current = reduce(operator.or_, (Q(event_id=event.pk, run=event.run) for event in events))
+    for step in Step.objects.filter(current).select_related("action").order_by("position"):
+        steps_of[step.event_id].append(step)
+    actions_of = {}
+    planned = []
+    for event in events:
+        if steps_of[event.pk]:
+            continue
+        key = (event.event_type, event.recording.external_number)
+        if key not in actions_of:
+            actions_of[key] = selectors.actions_for(event_type=key[0], external_number=key[1])
+        steps_of[event.pk] = [
+            Step(event=event, run=event.run, position=position, action=action, action_name=action.name)
+            for position, action in enumerate(actions_of[key], start=1)
+        ]
+        planned += steps_of[event.pk]
+    Step.objects.bulk_create(planned)
+    return steps_of
 
 
 def condition_matches(action, values):
@@ -214,11 +267,9 @@ def _step_run(*, event, step, steps, values, held):
         except render.RenderError as exc:
             return _step_finish(step, Step.Status.FAILED, _render_failure(exc, step, steps))
     now = timezone.now()
-    needed = now + timedelta(seconds=action.timeout + LEASE_MARGIN_SECONDS)
-    if needed > held["until"]:
-        if not Event.objects.filter(pk=event.pk, claim=held["claim"]).update(claimed_until=needed):
+    if now + timedelta(seconds=action.timeout + LEASE_MARGIN_SECONDS) > held["until"]:
+        if not _claim_renew(event, held, until=now + timedelta(seconds=action.timeout + 2 * LEASE_MARGIN_SECONDS)):
             return LOST
-        held["until"] = needed
     step.attempts += 1
     step.save(update_fields=["condition_matched", "request", "attempts"])
     attempt = Attempt.objects.create(
@@ -246,11 +297,20 @@ def _step_run(*, event, step, steps, values, held):
     )
 
 
+def _claim_renew(event, held, *, until):
+    """Extend the claim on every event of the batch; False when this one was taken over."""
+    renewed = Event.objects.filter(claim=held["claim"]).update(claimed_until=until)
+    if renewed != len(held["ids"]):
+        held["ids"] = set(Event.objects.filter(claim=held["claim"]).values_list("pk", flat=True))
+    held["until"] = until
+    return event.pk in held["ids"]
+
+
 def _step_finish(step, status, error=""):
     step.status = status
     step.error = error
     step.finished_at = timezone.now()
-    step.save()
+    step.save(update_fields=["status", "error", "finished_at", "condition_matched", "extracted", "failures"])
     return None
 
 
