@@ -6,19 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, database_url
 
-
-def worker_database_url():
-    from django.db import connection
-
-    db = connection.settings_dict
-    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 class Worker:
@@ -28,7 +21,7 @@ class Worker:
         self.log_path = log_path
         self.env = {
             **os.environ,
-            "DATABASE_URL": worker_database_url(),
+            "DATABASE_URL": database_url(),
             "REDIS_URL": redis_url or os.environ["REDIS_URL"],
             "CALLACTION_ALLOWED_NETWORKS": "127.0.0.0/8",
             "LOG_LEVEL": "INFO",

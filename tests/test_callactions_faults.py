@@ -15,8 +15,8 @@ import pytest
 from werkzeug import Response
 
 from callactions.models import Attempt, CallAction, Event, ExternalNumber
-from tests.callactions_support import ROOT, RedisServer, Worker, receiver, worker_database_url, wait_until  # noqa: F401
-from tests.conftest import free_port
+from tests.callactions_support import RedisServer, Worker, receiver, wait_until  # noqa: F401
+from tests.conftest import ROOT, database_url, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TARGET = "0312345678"
@@ -47,7 +47,7 @@ def workers(tmp_path, own_redis):
 def django_process(code, redis_url, tmp_path, wait=True):
     env = {
         **os.environ,
-        "DATABASE_URL": worker_database_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": redis_url,
         "MEDIA_ROOT": str(tmp_path / "media"),
         "CALLACTION_ALLOWED_NETWORKS": "127.0.0.0/8",
