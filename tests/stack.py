@@ -18,6 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+from pytest_httpserver import HTTPServer
+
 from tests.conftest import ROOT, database_url, ensure_debian_packages, free_port, wait_for_port
 
 DEPLOY = ROOT / "deploy"
@@ -285,3 +288,14 @@ def product_stack(django_db_blocker, **options):
         with django_db_blocker.unblock():
             call_command("flush", interactive=False, verbosity=0)
         shutil.rmtree(stack.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """A local HTTP receiver for the call action's notifications (module-wide: the stack is too)."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.expect_request("/monitor_file_event").respond_with_data("OK")
+    server.start()
+    yield server
+    server.clear()
+    server.stop()

@@ -9,9 +9,9 @@ import shutil
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from pytest_httpserver import HTTPServer
 
 from tests.conftest import ROOT, ensure_debian_packages
+from tests.stack import receiver  # noqa: F401 (fixture)
 from tests.stack import product_stack
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.django_db]
@@ -24,16 +24,6 @@ NUMBER = "0501234567"
 def _isolated():
     """Replaces conftest's: the stack's processes own the Redis database."""
     yield
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.expect_request("/monitor_file_event").respond_with_data("OK")
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from pytest_httpserver import HTTPServer
 
 from tests.conftest import ROOT
 from tests.media import tone, wav_bytes
+from tests.stack import receiver  # noqa: F401 (fixture)
 from tests.stack import ACCEL_PREFIX, ingest_stereo_call, product_stack
 
 # django_db makes pytest-django create the test database the stack runs on; the
@@ -55,16 +55,6 @@ def _isolated():
     """Replaces conftest's: flushing the cache would flush the Redis database the
     stack's broker lives in, and drop queued deliveries."""
     yield
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.expect_request("/monitor_file_event").respond_with_data("OK")
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
 
 
 @pytest.fixture(scope="module")
