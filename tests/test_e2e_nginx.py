@@ -50,13 +50,6 @@ BURST = "1000"
 HOP_HEADERS = {"date", "server", "connection", "keep-alive", "transfer-encoding"}
 
 
-@pytest.fixture(autouse=True)
-def _isolated():
-    """Replaces conftest's: flushing the cache would flush the Redis database the
-    stack's broker lives in, and drop queued deliveries."""
-    yield
-
-
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker):
     with product_stack(django_db_blocker) as running:

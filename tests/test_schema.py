@@ -28,12 +28,6 @@ CALL = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _isolated():
-    """Replaces conftest's: the stack's processes own the Redis database."""
-    yield
-
-
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker):
     with product_stack(django_db_blocker, celery=False, static=True) as running:
