@@ -26,7 +26,9 @@ def _whole_server(group, request):
 def burst_check(request, limit):
     usage = get_usage(request, group="public-api", key=_whole_server, rate=f"{limit}/s", increment=True)
     if usage["should_limit"]:
-        raise BurstLimitExceeded(headers={"Retry-After": "1"})
+        raise BurstLimitExceeded(
+            headers={"Retry-After": "1", "RateLimit-Policy": f'"burst";q={limit};w=1', "RateLimit": '"burst";r=0;t=1'}
+        )
 
 
 def month_bounds(now=None):

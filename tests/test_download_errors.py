@@ -120,6 +120,8 @@ def test_more_requests_in_a_second_than_the_burst_limit_are_refused(client, reco
     assert second.status_code == 429
     assert second.json() == BURST
     assert second["Retry-After"] == "1"
+    assert second["RateLimit-Policy"] == '"burst";q=1;w=1'
+    assert second["RateLimit"] == '"burst";r=0;t=1'
 
 
 def test_used_up_monthly_request_quota_is_refused_with_seconds_to_reset(client, recording, token, set_system):
