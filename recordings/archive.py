@@ -105,7 +105,6 @@ def archive_build(*, day):
 
 
 def _publish(day, temp_path, *, size, sha256, file_count, built_at):
-    retention = timedelta(days=config.current().bulk_retention_days)
     with transaction.atomic():
         # The row lock makes the move and the row change one step for concurrent builds.
         current = DayArchive.objects.select_for_update().filter(day=day).first()
@@ -117,7 +116,6 @@ def _publish(day, temp_path, *, size, sha256, file_count, built_at):
         archive.sha256 = sha256
         archive.file_count = file_count
         archive.built_at = built_at
-        archive.expires_at = built_at + retention
         archive.deleted_at = None
         archive.save()
         storage.move_into_place(temp_path, archive.path)

@@ -80,8 +80,7 @@ class DayArchive(models.Model):
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
     file_count = models.PositiveIntegerField()
-    built_at = models.DateTimeField()
-    expires_at = models.DateTimeField(null=True, blank=True)
+    built_at = models.DateTimeField(help_text="The purge deletes it bulk_retention_days after this.")
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
