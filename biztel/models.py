@@ -34,6 +34,10 @@ class Account(AbstractUser):
         "Empty means all groups.",
     )
 
+    class Meta(AbstractUser.Meta):
+        verbose_name = "account"
+        swappable = "AUTH_USER_MODEL"
+
     def group_list(self):
         return split_csv(self.visible_groups)
 
