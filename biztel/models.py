@@ -36,6 +36,7 @@ class Account(AbstractUser):
 
     class Meta(AbstractUser.Meta):
         verbose_name = "account"
+        verbose_name_plural = "accounts"
         swappable = "AUTH_USER_MODEL"
 
     def group_list(self):

@@ -80,7 +80,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name': 'account',
-                'verbose_name_plural': 'users',
+                'verbose_name_plural': 'accounts',
                 'abstract': False,
                 'swappable': 'AUTH_USER_MODEL',
             },
