@@ -129,9 +129,7 @@ def as_api_error(exc):
     if isinstance(exc, drf_exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         return ValidationFailed(messages={k: [str(m) for m in v] if isinstance(v, list) else [str(v)] for k, v in detail.items()})
-    if isinstance(exc, drf_exceptions.ParseError):
-        return ValidationFailed(messages={"non_field_errors": [str(exc.detail)]})
-    if isinstance(exc, drf_exceptions.UnsupportedMediaType):
+    if isinstance(exc, (drf_exceptions.ParseError, drf_exceptions.UnsupportedMediaType)):
         return ValidationFailed(messages={"non_field_errors": [str(exc.detail)]})
     error = ApiError()
     error.__cause__ = exc

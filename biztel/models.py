@@ -3,22 +3,14 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from recordings.naming import normalize_number
+
 
 class Role(models.TextChoices):
     ADMINISTRATOR = "administrator", "Administrator"
     SUPERVISOR = "supervisor", "Supervisor"
     OPERATOR = "operator", "Operator"
     PBX = "pbx", "PBX (ingest only)"
-
-
-def is_number(value):
-    from recordings.naming import normalize_number
-
-    try:
-        normalize_number(value)
-    except ValueError:
-        return False
-    return True
 
 
 def split_csv(value):
@@ -114,13 +106,15 @@ class SystemSettings(models.Model):
         return "Licences and settings"
 
     def clean(self):
-        from recordings.naming import normalize_number
-
-        targets = split_csv(self.separation_targets)
-        bad = [t for t in targets if not is_number(t)]
+        numbers, bad = [], []
+        for target in split_csv(self.separation_targets):
+            try:
+                numbers.append(normalize_number(target))
+            except ValueError:
+                bad.append(target)
         if bad:
             raise ValidationError({"separation_targets": f"Not a phone number: {', '.join(bad)}"})
-        self.separation_targets = ",".join(normalize_number(t) for t in targets)
+        self.separation_targets = ",".join(numbers)
 
     def separation_target_list(self):
         return split_csv(self.separation_targets)

@@ -6,6 +6,7 @@ from datetime import datetime, time, timedelta
 from django.db.models import Case, Q, Sum, Value, When
 from django.utils import timezone
 
+from biztel.limits import month_bounds
 from recordings.models import ContentType, Recording, RecordingFile
 
 _ID = re.compile(r"[0-9A-Za-z._-]{1,64}")
@@ -37,18 +38,12 @@ def recording_and_file(identifier, content_type):
     return recording_by_id(identifier), None
 
 
-def month_bounds(year, month):
-    """Start and end (exclusive) of a calendar month in the server's time zone."""
-    start = timezone.make_aware(datetime(year, month, 1))
-    end = timezone.make_aware(datetime(year + month // 12, month % 12 + 1, 1))
-    return start, end
-
-
 def recording_minutes_in_month(*, year, month):
     """Minutes of mixed (monaural) recordings of calls started in that month: the time
     that counts towards the contracted recording time. Separated legs do not count, and
     a purged file still counts: it was recorded."""
-    start, end = month_bounds(year, month)
+    start = timezone.make_aware(datetime(year, month, 1))
+    _, end = month_bounds(start)
     seconds = RecordingFile.objects.filter(
         content_type=ContentType.MONAURAL, recording__started_at__gte=start, recording__started_at__lt=end
     ).aggregate(total=Sum("duration"))["total"]
