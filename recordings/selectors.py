@@ -7,35 +7,40 @@ from django.db.models import Case, Q, Sum, Value, When
 from django.utils import timezone
 
 from biztel.limits import month_bounds
+from biztel.sql import fetch_one
 from recordings.models import ContentType, Recording, RecordingFile
 
 _ID = re.compile(r"[0-9A-Za-z._-]{1,64}")
 
 
-def _by_id(identifier, prefix=""):
-    return Q(**{f"{prefix}request_id": identifier}) | Q(**{f"{prefix}unique_id": identifier})
-
-
-def recording_by_id(identifier):
-    """The recording with this request ID or unique ID, or None (also for a malformed ID)."""
-    if not _ID.fullmatch(identifier or ""):
-        return None
-    return Recording.objects.filter(_by_id(identifier)).first()
+# The download's lookup (biztel/sql.py). The rows built from it carry only these fields.
+_RECORDING_AND_FILE = """
+SELECT r.id, r.request_id, r."group", f.id, f.name, f.path, f.size, f.sha256, f.created_at
+  FROM recordings_recording r
+  LEFT JOIN recordings_recordingfile f
+    ON f.recording_id = r.id AND f.content_type = %(content_type)s AND f.deleted_at IS NULL
+ WHERE r.request_id = %(id)s OR r.unique_id = %(id)s
+ LIMIT 1
+"""
 
 
 def recording_and_file(identifier, content_type):
     """(recording, stored file) for a download; either may be None (no such call; file
-    purged or never produced). One query in the usual case, where both exist."""
+    purged or never produced). One query."""
     if not _ID.fullmatch(identifier or ""):
         return None, None
-    stored = (
-        RecordingFile.objects.select_related("recording")
-        .filter(_by_id(identifier, "recording__"), content_type=content_type, deleted_at__isnull=True)
-        .first()
+    row = fetch_one(_RECORDING_AND_FILE, {"id": identifier, "content_type": content_type})
+    if row is None:
+        return None, None
+    recording_id, request_id, group, file_id, name, path, size, sha256, created_at = row
+    recording = Recording(id=recording_id, request_id=request_id, group=group)
+    if file_id is None:
+        return recording, None
+    stored = RecordingFile(
+        id=file_id, recording=recording, content_type=content_type, name=name, path=path, size=size,
+        sha256=sha256, created_at=created_at,
     )
-    if stored is not None:
-        return stored.recording, stored
-    return recording_by_id(identifier), None
+    return recording, stored
 
 
 def recording_minutes_in_month(*, year, month):
