@@ -2,21 +2,21 @@
 
 Burst: django-ratelimit on the shared cache (Redis INCR), one key per second for
 the whole server. Quota: one row per month, changed by a single conditional
-UPDATE, so with N left exactly N of any number of concurrent requests pass.
+upsert, so with N left exactly N of any number of concurrent requests pass.
 """
 
 import calendar
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django_ratelimit.core import get_usage
 
 from biztel.errors import BurstLimitExceeded, MonthlyLimitExceeded
 from biztel.models import MonthlyUsage
-
+from biztel.sql import fetch_one
 
 
 def _whole_server(group, request):
@@ -66,45 +66,55 @@ class Standing:
         }
 
 
-_CONSUME = """
-UPDATE biztel_monthlyusage
-   SET requests = requests + %(requests)s,
-       response_objects = response_objects + %(objects)s
- WHERE month = %(month)s
-   AND requests + %(requests)s <= %(request_limit)s
-   AND response_objects + %(objects_needed)s <= %(object_limit)s
+# Counts one request and `objects` response objects if the month has room for the
+# request and `objects_needed` objects; the month's first request creates its row.
+# Also run inside the statement that writes an access-log entry (biztel/access_log.py).
+COUNT_REQUEST = """
+INSERT INTO biztel_monthlyusage AS u (month, requests, response_objects)
+SELECT %(month)s, 1, %(objects)s
+ WHERE 1 <= %(request_limit)s AND %(objects_needed)s <= %(object_limit)s
+    ON CONFLICT (month) DO UPDATE
+   SET requests = u.requests + 1, response_objects = u.response_objects + %(objects)s
+ WHERE u.requests + 1 <= %(request_limit)s AND u.response_objects + %(objects_needed)s <= %(object_limit)s
 RETURNING requests, response_objects
 """
 
 
-def quota_consume(*, requests, objects, request_limit, object_limit, objects_needed=None, now=None):
-    """Count this request against the month, or raise MonthlyLimitExceeded.
-
-    objects_needed lets a list request insist on room for one object while
-    consuming none yet (it reserves the real number with quota_reserve_objects).
-    """
-    month, reset_at = month_bounds(now)
-    params = {
-        "requests": requests,
+def count_params(*, objects, objects_needed, request_limit, object_limit, now=None):
+    return {
+        "month": month_bounds(now)[0],
         "objects": objects,
-        "objects_needed": objects if objects_needed is None else objects_needed,
-        "month": month,
+        "objects_needed": objects_needed,
         "request_limit": request_limit,
         "object_limit": object_limit,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_CONSUME, params)
-        row = cursor.fetchone()
-        if row is None:
-            # The month's row may not exist yet (or another request has just made it):
-            # make sure it exists and count once more. Only a used-up quota fails twice.
-            MonthlyUsage.objects.bulk_create([MonthlyUsage(month=month)], ignore_conflicts=True)
-            cursor.execute(_CONSUME, params)
-            row = cursor.fetchone()
+
+
+def standing_or_refusal(row, params, now=None):
+    """The month's standing after COUNT_REQUEST returned `row`; MonthlyLimitExceeded if it returned none."""
+    request_limit, object_limit = params["request_limit"], params["object_limit"]
+    reset_at = month_bounds(now)[1]
     if row is None:
         standing = Standing(request_limit, request_limit, object_limit, object_limit, reset_at)
         raise MonthlyLimitExceeded(headers={**standing.headers(), "Retry-After": str(standing.seconds_to_reset())})
     return Standing(request_limit, row[0], object_limit, row[1], reset_at)
+
+
+def quota_consume(*, objects, request_limit, object_limit, objects_needed=None, now=None):
+    """Count one request against the month, or raise MonthlyLimitExceeded.
+
+    objects_needed lets a list request insist on room for one object while
+    consuming none yet (it reserves the real number with quota_reserve_objects).
+    """
+    now = now or timezone.now()
+    params = count_params(
+        objects=objects,
+        objects_needed=objects if objects_needed is None else objects_needed,
+        request_limit=request_limit,
+        object_limit=object_limit,
+        now=now,
+    )
+    return standing_or_refusal(fetch_one(COUNT_REQUEST, params), params, now)
 
 
 def quota_reserve_objects(*, wanted, object_limit, now=None):

@@ -1,25 +1,17 @@
 """Plumbing shared by every endpoint of the public API: the checks of the
-error table up to the licences, the quota headers, and the access log."""
+error table up to the licences, the quota and its headers, and the access log."""
 
 import ipaddress
 
-from django.db import connection
 from django.utils import timezone
 from rest_framework.views import APIView
 
 from biztel import config
-from biztel.errors import NotContracted, Unauthorized
+from biztel.access_log import entry_write, entry_write_counted
+from biztel.errors import MonthlyLimitExceeded, NotContracted, Unauthorized, error_response
 from biztel.limits import burst_check, quota_consume
 from biztel.sql import db_datetime
 from biztel.tokens import token_from_header
-
-
-# One row per public request, so plain SQL (biztel/sql.py).
-_LOG_ENTRY = """
-INSERT INTO biztel_accesslogentry (at, token_id, account_id, method, path, recording_id, content_type, status,
-                                   bytes_sent, response_objects, client_ip)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-"""
 
 
 def client_ip(request):
@@ -32,15 +24,22 @@ def client_ip(request):
 
 
 class PublicApiView(APIView):
-    """Subclasses call self.admit() first; it raises the contract's errors in table order."""
+    """Subclasses call self.admit() first; it raises the contract's errors in table order.
 
-    # Response objects a request consumes at admission; a list consumes per item instead.
-    objects_at_admission = 1
+    The month's quota counts a request once its answer is known, in the statement that
+    writes its access-log entry (one commit per download). When the month is used up the
+    answer becomes the 429, as the error table puts the quota before every later check.
+    A view that needs the month's standing while it works (the list reserves objects)
+    sets count_at_admission.
+    """
+
+    count_at_admission = False
 
     def initial(self, request, *args, **kwargs):
         self.token = None
         self.system = None
         self.standing = None
+        self.count_pending = False
         self.log_recording = None
         self.log_content_type = ""
         self.log_objects = 0
@@ -50,14 +49,15 @@ class PublicApiView(APIView):
         self.token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
         cfg = self.system = config.current()
         burst_check(request, cfg.burst_limit_per_second)
-        self.standing = quota_consume(
-            requests=1,
-            objects=self.objects_at_admission,
-            objects_needed=1,
-            request_limit=cfg.monthly_request_limit,
-            object_limit=cfg.monthly_response_object_limit,
-        )
-        self.log_objects = self.objects_at_admission
+        if self.count_at_admission:
+            self.standing = quota_consume(
+                objects=0,
+                objects_needed=1,
+                request_limit=cfg.monthly_request_limit,
+                object_limit=cfg.monthly_response_object_limit,
+            )
+        else:
+            self.count_pending = True
         if not cfg.recording_file_api or not cfg.recording:
             raise NotContracted()
         if not cfg.recording_file_api_enabled:
@@ -66,13 +66,28 @@ class PublicApiView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        if self.count_pending:
+            self.log_objects = 1  # a file answer is one response object
+            try:
+                self.standing = entry_write_counted(
+                    self.log_entry(request, response),
+                    request_limit=self.system.monthly_request_limit,
+                    object_limit=self.system.monthly_response_object_limit,
+                )
+            except MonthlyLimitExceeded as refused:
+                # Not response.close(): that would end the request (request_finished) here.
+                # A file it holds is closed when the response is dropped.
+                response = error_response(refused)
+                self.log_objects = 0
+                entry_write(self.log_entry(request, response))
+        else:
+            entry_write(self.log_entry(request, response))
         if self.standing is not None:
             for header, value in self.standing.headers().items():
                 response.headers.setdefault(header, value)
-        self.write_access_log(request, response)
         return response
 
-    def write_access_log(self, request, response):
+    def log_entry(self, request, response):
         if getattr(response, "streaming", False) or request.method == "HEAD":
             sent = 0 if request.method == "HEAD" else int(response.get("Content-Length") or 0)
         else:
@@ -81,12 +96,16 @@ class PublicApiView(APIView):
             sent = len(response.content)
         token = self.token
         recording = self.log_recording
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _LOG_ENTRY,
-                (
-                    db_datetime(timezone.now()), token and token.id, token and token.account.id, request.method,
-                    request.get_full_path()[:500], recording and recording.id, self.log_content_type,
-                    response.status_code, sent, self.log_objects, client_ip(request),
-                ),
-            )
+        return {
+            "at": db_datetime(timezone.now()),
+            "token_id": token and token.id,
+            "account_id": token and token.account.id,
+            "method": request.method,
+            "path": request.get_full_path()[:500],
+            "recording_id": recording and recording.id,
+            "content_type": self.log_content_type,
+            "status": response.status_code,
+            "bytes_sent": sent,
+            "response_objects": self.log_objects,
+            "client_ip": client_ip(request),
+        }

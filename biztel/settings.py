@@ -123,7 +123,7 @@ if DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Server-side binding lets psycopg prepare a statement after a few runs: planning
         # the download's index lookups costs more than running them.
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

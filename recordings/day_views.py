@@ -92,7 +92,7 @@ class DayListView(PublicApiView):
     """GET /public/api/v1/monitor/?date=YYYY-MM-DD[&page_size=N][&cursor=…]"""
 
     # One object per recording returned, reserved once the page size is known.
-    objects_at_admission = 0
+    count_at_admission = True
 
     @extend_schema(
         operation_id="monitor_day_list",

@@ -150,6 +150,21 @@ def test_every_request_is_in_the_access_log(client, recording, auth, token):
     assert refused.token is None
 
 
+def test_a_download_the_month_has_no_room_for_is_logged_once_as_429_and_counts_nothing(
+    client, recording, auth, set_system
+):
+    set_system(monthly_request_limit=1)
+    assert client.get(URL.format(recording.request_id), **auth).status_code == 200
+    refused = client.get(URL.format(recording.request_id), **auth)
+    assert refused.status_code == 429
+    assert refused.json()["type"] == "MONTHLY_LIMIT_EXCEEDED"
+    entries = list(AccessLogEntry.objects.order_by("at", "pk"))
+    assert [(e.status, e.response_objects) for e in entries] == [(200, 1), (429, 0)]
+    assert entries[1].bytes_sent == len(refused.content)
+    usage = MonthlyUsage.objects.get()
+    assert (usage.requests, usage.response_objects) == (1, 1)
+
+
 def test_last_use_of_a_token_is_recorded(client, recording, auth):
     from biztel.models import ApiToken
 
