@@ -43,6 +43,18 @@ def store_file(media, request_id, size):
     return relative
 
 
+def compare(urls, headers, rounds=2, seconds=4):
+    """{label: (requests per second, median latency)}, averaged over rounds that take
+    the servers in turn, so drift on a shared machine hits each of them alike."""
+    for label, url in urls.items():
+        wrk(url, headers, seconds=1)  # warm-up
+    runs = {label: [] for label in urls}
+    for _ in range(rounds):
+        for label, url in urls.items():
+            runs[label].append(wrk(url, headers, seconds=seconds))
+    return {label: tuple(sum(values) / rounds for values in zip(*results)) for label, results in runs.items()}
+
+
 def main():
     from biztel import config
     from biztel.models import Account
@@ -60,28 +72,41 @@ def main():
         store_file(media, "9" * 20, BIG)
 
         static = "server { listen 127.0.0.1:{port}; root " + str(media) + "; }"
-        with nginx(static) as nginx_port, gunicorn(database_url, media) as (api_port, master):
+        bare_app = "tests.perf.bare_wsgi:application"
+        with nginx(static) as nginx_port, gunicorn(database_url, media) as (api_port, master), \
+                gunicorn(database_url, media, app=bare_app) as (bare_port, _):
             auth = {"Authorization": f"Token {token}"}
-            for label, relative in paths.items():
-                request_id = f"{list(paths).index(label) + 1:020d}"
-                api_url = f"http://127.0.0.1:{api_port}/public/api/v1/monitor/{request_id}"
-                wrk(api_url, auth, seconds=2)  # warm-up
-                static_rate, static_p50 = wrk(f"http://127.0.0.1:{nginx_port}/{relative}", seconds=5)
-                api_rate, api_p50 = wrk(api_url, auth, seconds=5)
-                print(f"download {label}: nginx static {static_rate:.0f} req/s p50 {static_p50 * 1000:.2f} ms; "
-                      f"API {api_rate:.0f} req/s p50 {api_p50 * 1000:.2f} ms")
+            for index, (label, relative) in enumerate(paths.items(), 1):
+                measured = compare(
+                    {
+                        "nginx static": f"http://127.0.0.1:{nginx_port}/{relative}",
+                        "bare Django": f"http://127.0.0.1:{bare_port}/{relative}",
+                        "API": f"http://127.0.0.1:{api_port}/public/api/v1/monitor/{index:020d}",
+                    },
+                    auth,
+                )
+                print(f"download {label}: " + "; ".join(
+                    f"{name} {rate:.0f} req/s p50 {p50 * 1000:.2f} ms" for name, (rate, p50) in measured.items()
+                ))
+                (static_rate, static_p50), (bare_rate, _), (api_rate, api_p50) = measured.values()
                 print(f"download {label} throughput ratio (API / nginx static): {api_rate / static_rate:.2f}")
                 print(f"download {label} median latency ratio (API / nginx static): {api_p50 / static_p50:.2f}")
+                print(f"download {label} reference (bare Django FileResponse / nginx static): {bare_rate / static_rate:.2f}")
 
             workers = children(master.pid)
-            before = {pid: peak_rss_kib(pid) for pid in workers}
-            received = 0
             big_url = f"http://127.0.0.1:{api_port}/public/api/v1/monitor/{'9' * 20}"
-            for _ in range(2):  # both workers most likely serve one
+
+            def download_big():
+                received = 0
                 with requests.get(big_url, headers=auth, stream=True, timeout=60) as response:
                     for chunk in response.iter_content(1024 * 1024):
                         received += len(chunk)
+                return received
+
+            download_big()  # the first large answer of a worker may settle its allocations
+            before = {pid: peak_rss_kib(pid) for pid in workers}
+            received = sum(download_big() for _ in range(3))  # most likely served by more than one worker
             after = {pid: peak_rss_kib(pid) for pid in workers}
             growth = max(after[pid] - before[pid] for pid in workers)
-            print(f"download 200MB: received {received // (1024 * 1024)} MB twice; worker peak RSS "
+            print(f"download 200MB: received {received // (1024 * 1024)} MB in 3 downloads; worker peak RSS "
                   f"{max(after.values()) / 1024:.0f} MB, grew by {growth / 1024:.1f} MB while streaming")

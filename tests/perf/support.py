@@ -38,8 +38,9 @@ def media_root():
 
 
 @contextmanager
-def gunicorn(database_url, media, extra_env=None):
-    """gunicorn as deployed (deploy/gunicorn.conf.py), without its access log."""
+def gunicorn(database_url, media, extra_env=None, app=None):
+    """gunicorn as deployed (deploy/gunicorn.conf.py), without its access log; `app`
+    replaces the product's WSGI application."""
     port = free_port()
     env = {
         **os.environ,
@@ -51,7 +52,9 @@ def gunicorn(database_url, media, extra_env=None):
         **(extra_env or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")], cwd=ROOT, env=env
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), *([app] if app else [])],
+        cwd=ROOT,
+        env=env,
     )
     try:
         wait_for_port(port, process)
