@@ -117,6 +117,14 @@ def quota_consume(*, objects, request_limit, object_limit, objects_needed=None, 
     return standing_or_refusal(fetch_one(COUNT_REQUEST, params), params, now)
 
 
+def quota_standing(*, request_limit, object_limit, now=None):
+    """The month's standing without counting anything (for answers that are not counted)."""
+    month, reset_at = month_bounds(now)
+    used = MonthlyUsage.objects.filter(month=month).values_list("requests", "response_objects").first()
+    requests, objects = used or (0, 0)
+    return Standing(request_limit, requests, object_limit, objects, reset_at)
+
+
 def quota_reserve_objects(*, wanted, object_limit, now=None):
     """Take up to `wanted` objects from the month; returns how many were granted."""
     month, _ = month_bounds(now)

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from biztel import config
 from biztel.access_log import entry_write, entry_write_counted
 from biztel.errors import MonthlyLimitExceeded, NotContracted, Unauthorized, error_response
-from biztel.limits import burst_check, quota_consume
+from biztel.limits import burst_check, quota_consume, quota_standing
 from biztel.sql import db_datetime
 from biztel.tokens import token_from_header
 
@@ -82,9 +82,14 @@ class PublicApiView(APIView):
                 entry_write(self.log_entry(request, response))
         else:
             entry_write(self.log_entry(request, response))
-        if self.standing is not None:
-            for header, value in self.standing.headers().items():
-                response.headers.setdefault(header, value)
+        # SPEC.md §3.4: each answer tells the standing, also one that was not counted (401, burst).
+        if self.standing is None:
+            cfg = config.current()
+            self.standing = quota_standing(
+                request_limit=cfg.monthly_request_limit, object_limit=cfg.monthly_response_object_limit
+            )
+        for header, value in self.standing.headers().items():
+            response.headers.setdefault(header, value)
         return response
 
     def log_entry(self, request, response):

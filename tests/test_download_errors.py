@@ -122,6 +122,16 @@ def test_more_requests_in_a_second_than_the_burst_limit_are_refused(client, reco
     assert second["Retry-After"] == "1"
     assert second["RateLimit-Policy"] == '"burst";q=1;w=1'
     assert second["RateLimit"] == '"burst";r=0;t=1'
+    assert (second["X-RateLimit-Limit"], second["X-RateLimit-Remaining"]) == ("100000", "99999")
+
+
+def test_an_answer_that_is_not_counted_still_tells_the_months_standing(client, recording, token, set_system):
+    set_system(monthly_request_limit=10)
+    get(client, recording.request_id, token=token)
+    refused = get(client, recording.request_id, token="wrong")
+    assert refused.status_code == 401
+    assert (refused["X-RateLimit-Limit"], refused["X-RateLimit-Remaining"]) == ("10", "9")
+    assert int(refused["X-RateLimit-Reset"]) > time.time()
 
 
 def test_used_up_monthly_request_quota_is_refused_with_seconds_to_reset(client, recording, token, set_system):
