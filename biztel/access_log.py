@@ -2,10 +2,8 @@
 (biztel/sql.py) because every request writes one."""
 
 from django.db import connection, transaction
-from django.utils import timezone
 
-from biztel.limits import COUNT_REQUEST, count_params, standing_or_refusal
-from biztel.sql import fetch_one
+from biztel.limits import COUNT_REQUEST, quota_consume
 
 COLUMNS = (
     "at", "token_id", "account_id", "method", "path", "recording_id", "content_type", "status",
@@ -34,14 +32,10 @@ def entry_write(entry):
 def entry_write_counted(entry, *, request_limit, object_limit):
     """Count the request and entry["response_objects"] objects against the month and
     write the entry; the month's Standing, or MonthlyLimitExceeded with nothing written."""
-    now = timezone.now()
-    objects = entry["response_objects"]
-    params = count_params(
-        objects=objects, objects_needed=objects, request_limit=request_limit, object_limit=object_limit, now=now
-    )
+    limits = {"objects": entry["response_objects"], "request_limit": request_limit, "object_limit": object_limit}
     if connection.vendor == "sqlite":  # it cannot write inside WITH: two statements, one transaction
         with transaction.atomic():
-            standing = standing_or_refusal(fetch_one(COUNT_REQUEST, params), params, now)
+            standing = quota_consume(**limits)
             entry_write(entry)
         return standing
-    return standing_or_refusal(fetch_one(_COUNTED_ENTRY, {**params, **entry}), params, now)
+    return quota_consume(**limits, statement=_COUNTED_ENTRY, extra_params=entry)

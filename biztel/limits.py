@@ -80,41 +80,30 @@ RETURNING requests, response_objects
 """
 
 
-def count_params(*, objects, objects_needed, request_limit, object_limit, now=None):
-    return {
-        "month": month_bounds(now)[0],
-        "objects": objects,
-        "objects_needed": objects_needed,
-        "request_limit": request_limit,
-        "object_limit": object_limit,
-    }
-
-
-def standing_or_refusal(row, params, now=None):
-    """The month's standing after COUNT_REQUEST returned `row`; MonthlyLimitExceeded if it returned none."""
-    request_limit, object_limit = params["request_limit"], params["object_limit"]
-    reset_at = month_bounds(now)[1]
-    if row is None:
-        standing = Standing(request_limit, request_limit, object_limit, object_limit, reset_at)
-        raise MonthlyLimitExceeded(headers={**standing.headers(), "Retry-After": str(standing.seconds_to_reset())})
-    return Standing(request_limit, row[0], object_limit, row[1], reset_at)
-
-
-def quota_consume(*, objects, request_limit, object_limit, objects_needed=None, now=None):
+def quota_consume(
+    *, objects, request_limit, object_limit, objects_needed=None, now=None, statement=COUNT_REQUEST, extra_params=None
+):
     """Count one request against the month, or raise MonthlyLimitExceeded.
 
     objects_needed lets a list request insist on room for one object while
     consuming none yet (it reserves the real number with quota_reserve_objects).
+    statement may be one built around COUNT_REQUEST that also writes other rows when
+    the request is counted and returns its row (biztel/access_log.py), with extra_params.
     """
-    now = now or timezone.now()
-    params = count_params(
-        objects=objects,
-        objects_needed=objects if objects_needed is None else objects_needed,
-        request_limit=request_limit,
-        object_limit=object_limit,
-        now=now,
-    )
-    return standing_or_refusal(fetch_one(COUNT_REQUEST, params), params, now)
+    month, reset_at = month_bounds(now)
+    params = {
+        "month": month,
+        "objects": objects,
+        "objects_needed": objects if objects_needed is None else objects_needed,
+        "request_limit": request_limit,
+        "object_limit": object_limit,
+        **(extra_params or {}),
+    }
+    row = fetch_one(statement, params)
+    if row is None:
+        standing = Standing(request_limit, request_limit, object_limit, object_limit, reset_at)
+        raise MonthlyLimitExceeded(headers={**standing.headers(), "Retry-After": str(standing.seconds_to_reset())})
+    return Standing(request_limit, row[0], object_limit, row[1], reset_at)
 
 
 def quota_standing(*, request_limit, object_limit, now=None):

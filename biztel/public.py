@@ -77,9 +77,10 @@ class PublicApiView(APIView):
             except MonthlyLimitExceeded as refused:
                 # Not response.close(): that would end the request (request_finished) here.
                 # A file it holds is closed when the response is dropped.
-                response = error_response(refused)
+                response = error_response(refused)  # carries the month's standing
                 self.log_objects = 0
                 entry_write(self.log_entry(request, response))
+                return response
         else:
             entry_write(self.log_entry(request, response))
         # SPEC.md §3.4: each answer tells the standing, also one that was not counted (401, burst).
