@@ -387,3 +387,13 @@ def test_the_command_takes_end_cause_and_refuses_a_bad_one(tmp_path):
     assert run(call_fields())["end_cause"] == ""
     with pytest.raises(CommandError, match='"end_cause"'):
         run(call_fields(end_cause="HANGUP"))
+
+
+def test_the_schema_describes_fetch_delete_and_hold(client):
+    document = client.get("/public/api/schema/?format=json").json()
+    assert set(document["paths"]["/public/api/v1/recordings/{recording_id}"]) >= {"get", "delete"}
+    assert set(document["paths"]["/public/api/v1/recordings/{recording_id}/hold"]) >= {"put", "delete"}
+    deleting = document["paths"]["/public/api/v1/recordings/{recording_id}"]["delete"]
+    assert {"204", "403", "404", "409"} <= set(deleting["responses"])
+    listing = {p["name"] for p in document["paths"]["/public/api/v1/monitor/"]["get"]["parameters"]}
+    assert {"from", "to", "tel", "external_number", "extension", "group", "include_deleted"} <= listing
