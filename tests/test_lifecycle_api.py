@@ -5,17 +5,22 @@ import csv
 import io
 import json
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import requests
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from biztel.models import AccessLogEntry, MonthlyUsage
 from biztel.limits import month_bounds
+from biztel.models import AccessLogEntry, ApiToken, MonthlyUsage
+from callactions.models import Event
 from recordings import storage
 from recordings.models import AuditEntry, DayArchive, Recording
-from tests.factories import stored_recording
+from tests.factories import call_fields, stored_recording
+from tests.media import mp3_bytes, tone, write_wav
 from tests.test_download_errors import NOT_CONTRACTED, NOT_FOUND, UNAUTHORIZED
 
 pytestmark = pytest.mark.django_db
@@ -248,8 +253,6 @@ def test_only_administrators_may_hold_or_lift(client, make_token, method):
 
 
 def test_every_delete_hold_and_lift_is_in_the_audit_trail_with_account_and_token(client, make_token):
-    from biztel.models import ApiToken
-
     recording = stored_recording()
     token = make_token(username="dpo")
     client.put(HOLD.format(recording.request_id), **auth(token))
@@ -351,11 +354,6 @@ def test_the_audit_trail_is_shown_read_only_and_filters_by_action_and_recording(
 
 
 def test_a_bad_end_cause_is_a_400_naming_the_field(client, make_token):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    from tests.factories import call_fields
-    from tests.media import mp3_bytes, tone
-
     data = {**call_fields(end_cause="hung_up"), "mixed": SimpleUploadedFile("m.mp3", mp3_bytes(tone(440, 1)))}
     response = client.post("/internal/api/v1/recordings", data, **auth(make_token(role="pbx")))
     message = "The end_cause must be one of hangup, silence, max_length, max_size, dtmf, timeout, aborted, error."
@@ -372,9 +370,6 @@ def test_a_bad_end_cause_is_a_400_naming_the_field(client, make_token):
 
 
 def test_the_command_takes_end_cause_and_refuses_a_bad_one(tmp_path):
-    from tests.factories import call_fields
-    from tests.media import tone, write_wav
-
     path = write_wav(tmp_path / "call.wav", [tone(440, 1), tone(1000, 1)])
 
     def run(fields):
@@ -397,3 +392,21 @@ def test_the_schema_describes_fetch_delete_and_hold(client):
     assert {"204", "403", "404", "409"} <= set(deleting["responses"])
     listing = {p["name"] for p in document["paths"]["/public/api/v1/monitor/"]["get"]["parameters"]}
     assert {"from", "to", "tel", "external_number", "extension", "group", "include_deleted"} <= listing
+
+
+def test_simultaneous_deletes_on_two_server_processes_delete_once(gunicorn_server, token, set_system):
+    set_system(burst_limit_per_second=10_000)
+    recording = stored_recording()
+
+    def send(_):
+        return requests.delete(
+            f"{gunicorn_server}{RECORDING.format(recording.request_id)}", headers={"Authorization": f"Token {token}"},
+            timeout=30,
+        ).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(send, range(16)))
+    assert statuses == [204] * 16
+    assert Event.objects.filter(recording=recording, event_type="recording_deleted").count() == 1
+    assert AuditEntry.objects.filter(action="delete").count() == 1
+    assert not any(storage.exists(path) for path in stored_paths(recording))
