@@ -29,7 +29,8 @@ CALL_FIELDS = (
     "group",
     "end_cause",
 )
-REQUIRED_FIELDS = CALL_FIELDS[:-2]
+OPTIONAL_FIELDS = ("group", "end_cause")
+REQUIRED_FIELDS = tuple(name for name in CALL_FIELDS if name not in OPTIONAL_FIELDS)
 REQUEST_ID = re.compile(r"[0-9]{20}")
 UNIQUE_ID = re.compile(r"[0-9A-Za-z._-]{1,64}")
 FILE_FIELDS = ("stereo", "left", "right", "mixed")
