@@ -6,7 +6,7 @@ from django.db import connection, transaction
 from biztel.limits import COUNT_REQUEST, quota_consume
 
 COLUMNS = (
-    "at", "token_id", "account_id", "method", "path", "recording_id", "content_type", "status",
+    "at", "token_id", "account_id", "method", "path", "recording_id", "recording_request_id", "content_type", "status",
     "bytes_sent", "response_objects", "client_ip",
 )
 _VALUES = ", ".join(f"%({column})s" for column in COLUMNS)

@@ -72,6 +72,7 @@ class SystemSettingsAdmin(admin.ModelAdmin):
                     "separated_retention_days",
                     "bulk_retention_days",
                     "monaural_retention_days",
+                    "deleted_metadata_days",
                 )
             },
         ),
@@ -115,9 +116,11 @@ class MonthlyUsageAdmin(admin.ModelAdmin):
 
 @admin.register(AccessLogEntry)
 class AccessLogAdmin(admin.ModelAdmin):
-    list_display = ("at", "account", "token", "method", "recording", "content_type", "status", "bytes_sent", "client_ip")
+    list_display = (
+        "at", "account", "token", "method", "recording_request_id", "content_type", "status", "bytes_sent", "client_ip",
+    )
     list_filter = ("status", "content_type", "method", ("at", admin.DateFieldListFilter))
-    search_fields = ("recording__request_id", "recording__unique_id", "account__username", "client_ip", "path")
+    search_fields = ("recording_request_id", "recording__unique_id", "account__username", "client_ip", "path")
     date_hierarchy = "at"
     list_select_related = ("account", "token", "recording")
     actions = None

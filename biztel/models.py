@@ -96,6 +96,11 @@ class SystemSettings(models.Model):
         choices=[(k, f"{k} kbps") for k in (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128)],
         help_text="CBR bit rate of the MP3s produced at ingest.",
     )
+    deleted_metadata_days = models.PositiveIntegerField(
+        default=40,
+        validators=[MinValueValidator(1)],
+        help_text="Days the metadata of a recording deleted on request is kept (status deleted) before the purge removes it.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -144,6 +149,8 @@ class AccessLogEntry(models.Model):
     method = models.CharField(max_length=8)
     path = models.CharField(max_length=500)
     recording = models.ForeignKey("recordings.Recording", null=True, blank=True, on_delete=models.SET_NULL)
+    # Who fetched a call must stay known after the purge removes a deleted recording's row.
+    recording_request_id = models.CharField("request ID", max_length=20, blank=True, db_index=True)
     content_type = models.CharField(max_length=20, blank=True)
     status = models.PositiveSmallIntegerField()
     bytes_sent = models.BigIntegerField(default=0)

@@ -30,6 +30,7 @@ ERROR_MEANINGS = {
     401: "No token, or an unknown, revoked or expired one.",
     403: "A licence is off, the API is disabled, or the account may not see this.",
     404: "No such recording, or the file was purged or never produced.",
+    409: "The recording is under legal hold (ConflictException).",
     416: "The Range cannot be satisfied.",
     429: "The burst limit or the month's quota is used up; see Retry-After.",
     500: "Unexpected; exception_id is in the server log.",

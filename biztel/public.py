@@ -109,6 +109,7 @@ class PublicApiView(APIView):
             "method": request.method,
             "path": request.get_full_path()[:500],
             "recording_id": recording and recording.id,
+            "recording_request_id": recording.request_id if recording else "",
             "content_type": self.log_content_type,
             "status": response.status_code,
             "bytes_sent": sent,

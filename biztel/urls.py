@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from biztel.errors import not_found_view
 from recordings.day_views import DayArchiveView, DayListView
 from recordings.ingest_views import RecordingIngestView
+from recordings.lifecycle_views import RecordingHoldView, RecordingView
 from recordings.views import RecordingDownloadView
 
 handler400 = "biztel.errors.bad_request_view"
@@ -17,6 +18,8 @@ urlpatterns = [
     path("public/api/v1/monitor/", DayListView.as_view(), name="monitor-day-list"),
     path("public/api/v1/monitor/archive/<str:day>", DayArchiveView.as_view(), name="monitor-day-archive"),
     path("public/api/v1/monitor/<str:recording_id>", RecordingDownloadView.as_view(), name="monitor-download"),
+    path("public/api/v1/recordings/<str:recording_id>", RecordingView.as_view(), name="recording"),
+    path("public/api/v1/recordings/<str:recording_id>/hold", RecordingHoldView.as_view(), name="recording-hold"),
     path("internal/api/v1/recordings", RecordingIngestView.as_view(), name="recording-ingest"),
     path("public/api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("public/api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -12,6 +12,8 @@ from callactions import patterns, render
 
 class EventType(models.TextChoices):
     RECORDING_COMPLETED = "recording_completed", "recording completed / speech-recognition integration completed"
+    RECORDING_ABSENT = "recording_absent", "recording absent (no file of the call has audio)"
+    RECORDING_DELETED = "recording_deleted", "recording deleted (its files deleted on request)"
 
 
 class ExternalNumber(models.Model):
@@ -124,7 +126,11 @@ class CallAction(models.Model):
 
     def uses_files(self):
         templates = (self.url, self.headers, self.body, self.condition_code)
-        return any(name.startswith("FILE_") for text in templates for name in render.variables_in(text))
+        return any(
+            name.startswith(("FILE_", "AUDIO_")) or name == "STATUS"
+            for text in templates
+            for name in render.variables_in(text)
+        )
 
     def clean(self):
         errors = {}

@@ -30,6 +30,12 @@ BUILTIN_VARIABLES = (
     "FILE_MONAURAL",
     "FILE_LEFT",
     "FILE_RIGHT",
+    "FILE_STEREO",
+    "STATUS",
+    "END_CAUSE",
+    "AUDIO_MONAURAL",
+    "AUDIO_LEFT",
+    "AUDIO_RIGHT",
 )
 # What "send a test" fills the templates with (SPEC.md's own examples).
 SAMPLE_VARIABLES = {
@@ -46,6 +52,12 @@ SAMPLE_VARIABLES = {
     "FILE_MONAURAL": "20190718161058-2006-2002-1563433858.66-SRC.mp3",
     "FILE_LEFT": "20190718161058-2006-2002-1563433858.66-SRC_l.mp3",
     "FILE_RIGHT": "20190718161058-2006-2002-1563433858.66-SRC_r.mp3",
+    "FILE_STEREO": "20190718161058-2006-2002-1563433858.66-SRC_lr.mp3",
+    "STATUS": "completed",
+    "END_CAUSE": "hangup",
+    "AUDIO_MONAURAL": "true",
+    "AUDIO_LEFT": "true",
+    "AUDIO_RIGHT": "true",
 }
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")

@@ -22,10 +22,13 @@ def duration_text(seconds):
 
 
 def event_variables(event, files=True):
-    """The built-in variables of SPEC.md §5 for this event's recording (the FILE_ ones
-    left empty when files is false: nobody needs them and they cost a query)."""
+    """The built-in variables of SPEC.md §5 and §8 for this event's recording (those that
+    read the files — FILE_, AUDIO_, STATUS — left empty when files is false: nobody needs
+    them and they cost a query). AUDIO_ of a file the call does not have is false."""
     recording = event.recording
-    files = {f.content_type: f.name for f in recording.files.all()} if files else {}
+    files = {f.content_type: f for f in recording.files.all()} if files else {}
+    names = {content_type: f.name for content_type, f in files.items()}
+    audio = {content_type: "true" if f.audio_detected else "false" for content_type, f in files.items()}
     return {
         "ID": recording.request_id,
         "UNIQUEID": recording.unique_id,
@@ -38,9 +41,15 @@ def event_variables(event, files=True):
         "DURATION": duration_text(recording.duration),
         # processing time: when the event was written, so every retry says the same
         "DATE": timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S"),
-        "FILE_MONAURAL": files.get("monaural", ""),
-        "FILE_LEFT": files.get("left", ""),
-        "FILE_RIGHT": files.get("right", ""),
+        "FILE_MONAURAL": names.get("monaural", ""),
+        "FILE_LEFT": names.get("left", ""),
+        "FILE_RIGHT": names.get("right", ""),
+        "FILE_STEREO": names.get("stereo", ""),
+        "STATUS": recording.status if files else "",
+        "END_CAUSE": recording.end_cause,
+        "AUDIO_MONAURAL": audio.get("monaural", "false"),
+        "AUDIO_LEFT": audio.get("left", "false"),
+        "AUDIO_RIGHT": audio.get("right", "false"),
     }
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from biztel import config
 from callactions import patterns, render, selectors, transport
-from callactions.models import Attempt, CallAction, Event, ExternalNumber, Step
+from callactions.models import Attempt, CallAction, Event, EventType, ExternalNumber, Step
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,14 @@ def event_create_recording_completed(*, recording):
     if recording.external_number:
         # New numbers show up in admin, unticked, ready to be made targets.
         ExternalNumber.objects.bulk_create([ExternalNumber(number=recording.external_number)], ignore_conflicts=True)
+    return event_create(recording=recording, event_type=EventType.RECORDING_COMPLETED)
+
+
+def event_create(*, recording, event_type):
+    """An event of this type for the recording, in the caller's transaction; queued once it commits."""
     if not config.current().call_action:
         return None
-    event = Event.objects.create(
-        event_type="recording_completed", recording=recording, queued_at=timezone.now()
-    )
+    event = Event.objects.create(event_type=event_type, recording=recording, queued_at=timezone.now())
     transaction.on_commit(partial(event_queue, event_id=event.pk))
     return event
 

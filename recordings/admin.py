@@ -1,10 +1,12 @@
 from datetime import timedelta
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils import timezone
 
 from biztel import config
-from recordings.models import Recording, RecordingFile
+from biztel.errors import Conflict
+from recordings.lifecycle import Actor, recording_delete, recording_hold_set
+from recordings.models import AuditEntry, Recording, RecordingFile
 from recordings.selectors import recording_minutes_in_month
 
 
@@ -29,14 +31,17 @@ class RecordingAdmin(admin.ModelAdmin):
 
     list_display = (
         "request_id", "unique_id", "started_at", "caller", "callee", "side",
-        "external_number", "extension", "tel", "group", "duration", "file_types",
+        "external_number", "extension", "tel", "group", "duration", "end_cause", "status", "legal_hold", "file_types",
     )
-    list_filter = (("started_at", admin.DateFieldListFilter), "side", "group", "files__content_type")
+    list_filter = (
+        ("started_at", admin.DateFieldListFilter), "side", "group", "files__content_type", "end_cause", "legal_hold",
+        ("deleted_at", admin.EmptyFieldListFilter),
+    )
     search_fields = ("request_id", "unique_id", "caller", "callee", "tel", "external_number", "extension")
     date_hierarchy = "started_at"
     inlines = [RecordingFileInline]
     readonly_fields = [f.name for f in Recording._meta.fields]
-    actions = None
+    actions = ["place_hold", "lift_hold", "delete_audio"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("files")
@@ -49,8 +54,37 @@ class RecordingAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        # Deleting the row would orphan the files on disk; the purge removes files.
+        # Deleting the row would orphan the files on disk; "Delete the audio" keeps the metadata.
         return False
+
+    @staticmethod
+    def _actor(request):
+        return Actor(account=request.user, via="admin")
+
+    @admin.action(description="Place on legal hold")
+    def place_hold(self, request, queryset):
+        for recording in queryset:
+            recording_hold_set(recording=recording, held=True, actor=self._actor(request))
+        self.message_user(request, f"{len(queryset)} recording(s) on legal hold.")
+
+    @admin.action(description="Lift legal hold")
+    def lift_hold(self, request, queryset):
+        for recording in queryset:
+            recording_hold_set(recording=recording, held=False, actor=self._actor(request))
+        self.message_user(request, f"Legal hold lifted from {len(queryset)} recording(s).")
+
+    @admin.action(description="Delete the audio (every file; the metadata is kept as deleted)")
+    def delete_audio(self, request, queryset):
+        deleted, held = 0, []
+        for recording in queryset:
+            try:
+                recording_delete(recording=recording, actor=self._actor(request))
+                deleted += 1
+            except Conflict:
+                held.append(recording.request_id)
+        self.message_user(request, f"Audio of {deleted} recording(s) deleted.")
+        if held:
+            self.message_user(request, f"Under legal hold, not deleted: {', '.join(held)}", messages.ERROR)
 
     def changelist_view(self, request, extra_context=None):
         this_month = timezone.localdate().replace(day=1)
@@ -59,3 +93,25 @@ class RecordingAdmin(admin.ModelAdmin):
             (month, recording_minutes_in_month(year=month.year, month=month.month)) for month in (this_month, last_month)
         ]
         return super().changelist_view(request, {**(extra_context or {}), "recording_minutes": minutes})
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Every delete, legal hold and lift of a recording; written by recordings/lifecycle.py only."""
+
+    list_display = ("at", "action", "request_id", "unique_id", "username", "token", "via", "detail")
+    list_filter = ("action", ("at", admin.DateFieldListFilter), "via")
+    search_fields = ("request_id", "unique_id", "username")
+    date_hierarchy = "at"
+    list_select_related = ("token", "token__account")
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -21,7 +21,7 @@ from django.utils import timezone
 from biztel import config
 from recordings import storage
 from recordings.models import DayArchive
-from recordings.selectors import day_files, day_files_stored_since
+from recordings.selectors import day_files, day_files_stored_since, day_recordings_deleted_since
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,13 @@ def _publish(day, temp_path, *, size, sha256, file_count, built_at):
 
 
 def archive_is_current(archive):
-    return archive.deleted_at is None and not day_files_stored_since(archive.day, archive.built_at - IN_FLIGHT_MARGIN)
+    since = archive.built_at - IN_FLIGHT_MARGIN
+    # a recording deleted while the build ran may still be in it (recordings/lifecycle.py)
+    return (
+        archive.deleted_at is None
+        and not day_files_stored_since(archive.day, since)
+        and not day_recordings_deleted_since(archive.day, since)
+    )
 
 
 def archive_for_day(*, day):

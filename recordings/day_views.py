@@ -2,14 +2,14 @@
 
 import base64
 import binascii
-from dataclasses import replace
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.http import JsonResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 
 from biztel.downloads import file_response
@@ -19,7 +19,8 @@ from biztel.models import Role
 from biztel.openapi import error_responses
 from biztel.public import PublicApiView
 from recordings.archive import archive_for_day, archive_name
-from recordings.selectors import day_recordings
+from recordings.naming import normalize_number
+from recordings.selectors import day_bounds, recordings_page
 from recordings.serializers import recording_data
 
 PAGE_SIZE_DEFAULT = 100
@@ -27,6 +28,12 @@ PAGE_SIZE_MAX = 1000
 DATE_MESSAGE = "The date must be a date of the form YYYY-MM-DD."
 PAGE_SIZE_MESSAGE = f"The page_size must be a whole number from 1 to {PAGE_SIZE_MAX}."
 CURSOR_MESSAGE = "The cursor is invalid; use the next URL of the previous page."
+TIME_MESSAGE = "The {name} must be a local time of the form YYYY-MM-DD HH:MM:SS."
+BOTH_FORMS_MESSAGE = "Give either date or from and to, not both."
+MAX_WINDOW = timedelta(days=31)
+WINDOW_MESSAGE = "The to must be later than from, at most 31 days later."
+INCLUDE_DELETED_MESSAGE = "The include_deleted must be true or false."
+NUMBER_FILTERS = ("tel", "external_number", "extension")
 
 
 def parse_day(text):
@@ -36,31 +43,97 @@ def parse_day(text):
         return None
 
 
-def cursor_encode(day, recording):
-    key = f"{day.isoformat()}|{recording.started_at.isoformat()}|{recording.pk}"
+def parse_local_time(text):
+    try:
+        return timezone.make_aware(datetime.strptime(text or "", "%Y-%m-%d %H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def cursor_encode(scope, recording):
+    key = f"{scope}|{recording.started_at.isoformat()}|{recording.pk}"
     return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
 
 
-def cursor_decode(day, cursor):
-    """The (started_at, id) key a page continues after, or None when the cursor is not one of ours for that day."""
+def cursor_decode(scope, cursor):
+    """The (started_at, id) key a page continues after, or None when the cursor is not one of ours for that window."""
     try:
         key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        cursor_day, started_at, pk = key.split("|")
-        if cursor_day != day.isoformat():
+        cursor_scope, started_at, pk = key.split("|")
+        if cursor_scope != scope:
             return None
         return datetime.fromisoformat(started_at), int(pk)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
 
 
-def list_query_clean(params):
-    """(day, page_size, after) from the query string, or ValidationFailed naming each bad parameter."""
-    errors = {}
+@dataclass
+class ListQuery:
+    """A listing request: the window of call starts [start, end), the filters, the page."""
+
+    start: datetime
+    end: datetime
+    scope: str  # what a cursor is bound to: the day, or the from/to window
+    window: dict  # the query parameters that give the window, for the next URL
+    filters: dict = field(default_factory=dict)
+    include_deleted: bool = False
+    page_size: int = PAGE_SIZE_DEFAULT
+    after: tuple = None
+
+    def next_query(self, last):
+        extra = {"include_deleted": "true"} if self.include_deleted else {}
+        return {
+            **self.window, **self.filters, **extra, "page_size": self.page_size, "cursor": cursor_encode(self.scope, last)
+        }
+
+
+def _window_clean(params, errors):
+    """(start, end, scope, window params) from date or from/to; None after naming the bad parameters."""
+    ranged = "from" in params or "to" in params
+    if ranged:
+        if params.get("date"):
+            errors["date"] = [BOTH_FORMS_MESSAGE]
+        bounds = {}
+        for name in ("from", "to"):
+            if not params.get(name):
+                errors[name] = [f"The {name} field is required with {'to' if name == 'from' else 'from'}."]
+            elif (moment := parse_local_time(params[name])) is None:
+                errors[name] = [TIME_MESSAGE.format(name=name)]
+            else:
+                bounds[name] = moment
+        if len(bounds) == 2 and not timedelta(0) < bounds["to"] - bounds["from"] <= MAX_WINDOW:
+            errors["to"] = [WINDOW_MESSAGE]
+        if errors:
+            return None
+        window = {"from": params["from"], "to": params["to"]}
+        return bounds["from"], bounds["to"], f"{params['from']}/{params['to']}", window
     day = parse_day(params.get("date"))
     if not params.get("date"):
         errors["date"] = ["The date field is required."]
     elif day is None:
         errors["date"] = [DATE_MESSAGE]
+    if day is None:
+        return None
+    start, end = day_bounds(day)
+    return start, end, day.isoformat(), {"date": day.isoformat()}
+
+
+def list_query_clean(params):
+    """The ListQuery of the query string, or ValidationFailed naming each bad parameter."""
+    errors = {}
+    window = _window_clean(params, errors)
+    filters = {}
+    for name in NUMBER_FILTERS:
+        if params.get(name):
+            try:
+                filters[name] = normalize_number(params[name])
+            except ValueError:
+                errors[name] = [f"The {name} must be a phone number (digits and hyphens)."]
+    if params.get("group"):
+        filters["group"] = params["group"]
+    include_deleted = params.get("include_deleted", "false")
+    if include_deleted not in ("true", "false"):
+        errors["include_deleted"] = [INCLUDE_DELETED_MESSAGE]
     page_size = PAGE_SIZE_DEFAULT
     if "page_size" in params:
         raw = params["page_size"]
@@ -68,13 +141,17 @@ def list_query_clean(params):
         if not 1 <= page_size <= PAGE_SIZE_MAX:
             errors["page_size"] = [PAGE_SIZE_MESSAGE]
     after = None
-    if params.get("cursor") and day is not None:
-        after = cursor_decode(day, params["cursor"])
+    if params.get("cursor") and window is not None:
+        after = cursor_decode(window[2], params["cursor"])
         if after is None:
             errors["cursor"] = [CURSOR_MESSAGE]
     if errors:
         raise ValidationFailed(messages=errors)
-    return day, page_size, after
+    start, end, scope, window_params = window
+    return ListQuery(
+        start=start, end=end, scope=scope, window=window_params, filters=filters,
+        include_deleted=include_deleted == "true", page_size=page_size, after=after,
+    )
 
 
 def may_list(account):
@@ -89,7 +166,7 @@ def may_download_every_file(account, settings_row):
 
 
 class DayListView(PublicApiView):
-    """GET /public/api/v1/monitor/?date=YYYY-MM-DD[&page_size=N][&cursor=…]"""
+    """GET /public/api/v1/monitor/?date=YYYY-MM-DD (or from=…&to=…)[&tel=…][&page_size=N][&cursor=…]"""
 
     # One object per recording returned, reserved once the page size is known.
     count_at_admission = True
@@ -99,7 +176,22 @@ class DayListView(PublicApiView):
         summary="The recordings of a day, page by page",
         parameters=[
             OpenApiParameter(
-                "date", OpenApiTypes.DATE, required=True, description="The day the calls started (local time)."
+                "date", OpenApiTypes.DATE, description="The day the calls started (local time); or give from and to."
+            ),
+            OpenApiParameter(
+                "from", str, description="Calls started at or after this local time, YYYY-MM-DD HH:MM:SS (with to).",
+                examples=[OpenApiExample("from", value="2021-09-13 00:00:00")],
+            ),
+            OpenApiParameter(
+                "to", str, description="Calls started before this local time (exclusive), at most 31 days after from.",
+                examples=[OpenApiExample("to", value="2021-09-14 00:00:00")],
+            ),
+            OpenApiParameter("tel", str, description="The customer's number, exact (hyphens ignored)."),
+            OpenApiParameter("external_number", str, description="The trunk/DID number, exact (hyphens ignored)."),
+            OpenApiParameter("extension", str, description="The operator's extension, exact (hyphens ignored)."),
+            OpenApiParameter("group", str, description="The operator group, exact."),
+            OpenApiParameter(
+                "include_deleted", OpenApiTypes.BOOL, description="true: recordings deleted on request too (status deleted)."
             ),
             OpenApiParameter("page_size", int, description=f"1 to {PAGE_SIZE_MAX}, default {PAGE_SIZE_DEFAULT}."),
             OpenApiParameter("cursor", str, description="Opaque; take the next URL of the previous page as it is."),
@@ -126,9 +218,9 @@ class DayListView(PublicApiView):
         account = self.admit(request)
         if not may_list(account):
             raise Unauthorized()
-        day, page_size, after = list_query_clean(request.GET)
+        query = list_query_clean(request.GET)
         limit = self.system.monthly_response_object_limit
-        granted = quota_reserve_objects(wanted=page_size, object_limit=limit)
+        granted = quota_reserve_objects(wanted=query.page_size, object_limit=limit)
         if granted == 0:
             # the last objects went to concurrent requests after this one was admitted
             headers = {**self.standing.headers(), "Retry-After": str(self.standing.seconds_to_reset())}
@@ -136,7 +228,10 @@ class DayListView(PublicApiView):
         page = []
         try:
             # one row more than granted says whether there is a next page
-            page = day_recordings(day, after=after, limit=granted + 1, groups=account.group_list())
+            page = recordings_page(
+                start=query.start, end=query.end, after=query.after, limit=granted + 1, groups=account.group_list(),
+                filters=query.filters, include_deleted=query.include_deleted,
+            )
         finally:
             returned = min(len(page), granted)
             quota_release_objects(count=granted - returned)
@@ -145,8 +240,7 @@ class DayListView(PublicApiView):
         next_url = None
         if len(page) > granted:
             page = page[:granted]
-            query = {"date": day.isoformat(), "page_size": page_size, "cursor": cursor_encode(day, page[-1])}
-            next_url = request.build_absolute_uri(f"{request.path}?{urlencode(query)}")
+            next_url = request.build_absolute_uri(f"{request.path}?{urlencode(query.next_query(page[-1]))}")
         # rendered here: the access log measures the body as the response leaves the view
         return JsonResponse(
             {"results": [recording_data(r) for r in page], "next": next_url}, json_dumps_params={"ensure_ascii": False}

@@ -8,6 +8,25 @@ class ContentType(models.TextChoices):
     RIGHT = "right", "right (operator)"
 
 
+class EndCause(models.TextChoices):
+    """Why the recording ended, as the PBX says (Aculab's termination causes, SPEC.md §8)."""
+
+    HANGUP = "hangup"
+    SILENCE = "silence"
+    MAX_LENGTH = "max_length"
+    MAX_SIZE = "max_size"
+    DTMF = "dtmf"
+    TIMEOUT = "timeout"
+    ABORTED = "aborted"
+    ERROR = "error"
+
+
+class Status(models.TextChoices):
+    COMPLETED = "completed"
+    ABSENT = "absent", "absent (no file has audio)"
+    DELETED = "deleted"
+
+
 class Side(models.TextChoices):
     SRC = "SRC", "SRC"
     DST = "DST", "DST"
@@ -25,13 +44,27 @@ class Recording(models.Model):
     tel = models.CharField("customer number", max_length=32, blank=True)
     group = models.CharField(max_length=100, blank=True, db_index=True)
     duration = models.FloatField(default=0, help_text="Seconds.")
+    end_cause = models.CharField(max_length=20, choices=EndCause.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Its files were deleted on request; the purge removes the row later."
+    )
+    legal_hold = models.BooleanField(default=False, help_text="Its files are never purged or deleted.")
 
     class Meta:
         ordering = ["-started_at"]
 
     def __str__(self):
         return self.request_id
+
+    @property
+    def status(self):
+        """SPEC.md §8: deleted, absent (no file of the call has audio) or completed."""
+        if self.deleted_at is not None:
+            return Status.DELETED
+        if not any(f.audio_detected for f in self.files.all()):
+            return Status.ABSENT
+        return Status.COMPLETED
 
 
 class RecordingFile(models.Model):
@@ -88,3 +121,36 @@ class DayArchive(models.Model):
 
     def __str__(self):
         return f"archive {self.day}"
+
+
+class AuditEntry(models.Model):
+    """One delete, legal hold or lift of a recording: who, when, what (SPEC.md §8).
+
+    The IDs are kept as text so the entry still says which call it was after the purge
+    has removed the recording's row."""
+
+    class Action(models.TextChoices):
+        DELETE = "delete", "audio deleted"
+        HOLD = "hold", "legal hold placed"
+        LIFT = "lift", "legal hold lifted"
+
+    at = models.DateTimeField(db_index=True)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    recording = models.ForeignKey(Recording, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit")
+    request_id = models.CharField(max_length=20, db_index=True)
+    unique_id = models.CharField(max_length=64)
+    account = models.ForeignKey(
+        "biztel.Account", null=True, blank=True, on_delete=models.SET_NULL, help_text="The token's account or the admin user."
+    )
+    username = models.CharField(max_length=150, help_text="Kept when the account is removed.")
+    token = models.ForeignKey("biztel.ApiToken", null=True, blank=True, on_delete=models.SET_NULL)
+    via = models.CharField(max_length=10, choices=[("api", "public API"), ("admin", "admin")])
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = "recording audit entry"
+        verbose_name_plural = "recording audit trail"
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_action_display()} {self.request_id} by {self.username}"

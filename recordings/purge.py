@@ -6,7 +6,8 @@ or changing a retention period, applies to the files already stored as well.
 Each file is deleted from storage first and marked deleted after; a file that cannot
 be deleted stays unmarked and so stays due for the next run. A run that is
 interrupted leaves at most some files gone but unmarked, which the next run marks
-(deleting a missing file counts as done).
+(deleting a missing file counts as done). The files of a recording under legal hold are
+never due; the rows of recordings deleted on request go deleted_metadata_days later.
 """
 
 import logging
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from biztel import config
 from recordings import storage
-from recordings.models import ContentType, DayArchive, RecordingFile
+from recordings.models import ContentType, DayArchive, Recording, RecordingFile
 from recordings.retention import retention_days
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class PurgeOutcome:
     files: int = 0
     archives: int = 0
     failed: int = 0
+    recordings: int = 0
 
 
 def due_cutoffs(*, now, settings_row):
@@ -48,7 +50,9 @@ def _due_batches(content_type, cutoff, batch_size):
     # that failed is passed over, so a run ends even when the storage refuses everything.
     after = None
     while True:
-        due = RecordingFile.objects.filter(content_type=content_type, created_at__lte=cutoff, deleted_at__isnull=True)
+        due = RecordingFile.objects.filter(
+            content_type=content_type, created_at__lte=cutoff, deleted_at__isnull=True, recording__legal_hold=False
+        )
         if after is not None:
             started, pk = after
             due = due.filter(Q(created_at__gt=started) | Q(created_at=started, pk__gt=pk), created_at__gte=started)
@@ -104,4 +108,19 @@ def purge_due(*, now=None, dry_run=False, batch_size=BATCH_SIZE, report=_quiet):
         elif _delete(archive.path, outcome, report):
             DayArchive.objects.filter(pk=archive.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
             outcome.archives += 1
+    outcome.recordings = _deleted_metadata_purge(now=now, settings_row=settings_row, dry_run=dry_run, report=report)
     return outcome
+
+
+def _deleted_metadata_purge(*, now, settings_row, dry_run, report):
+    """Remove the rows of recordings deleted on request deleted_metadata_days ago (SPEC.md §8);
+    their files are gone already. The access log and audit trail keep the request ID as text."""
+    cutoff = now - timedelta(days=settings_row.deleted_metadata_days)
+    due = Recording.objects.filter(deleted_at__lte=cutoff, legal_hold=False)
+    removed = 0
+    for pk, request_id in due.values_list("pk", "request_id").iterator():
+        if not dry_run and not Recording.objects.filter(pk=pk, deleted_at__lte=cutoff, legal_hold=False).delete()[0]:
+            continue
+        report("would delete" if dry_run else "deleted", f"recording {request_id} (metadata)", None)
+        removed += 1
+    return removed

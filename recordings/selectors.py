@@ -61,11 +61,13 @@ def day_bounds(day):
     return start, timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
 
 
-def day_recordings(day, *, after=None, limit, groups=()):
-    """Up to `limit` recordings started that day, in (started_at, id) order, after the
-    (started_at, id) key `after`; only the given groups when any are given."""
-    start, end = day_bounds(day)
-    recordings = Recording.objects.filter(started_at__gte=start, started_at__lt=end)
+def recordings_page(*, start, end, after=None, limit, groups=(), filters=None, include_deleted=False):
+    """Up to `limit` recordings started in [start, end), in (started_at, id) order, after the
+    (started_at, id) key `after`; only the given groups when any are given; `filters` maps
+    fields to exact values; those deleted on request only with include_deleted."""
+    recordings = Recording.objects.filter(started_at__gte=start, started_at__lt=end, **(filters or {}))
+    if not include_deleted:
+        recordings = recordings.filter(deleted_at__isnull=True)
     if groups:
         recordings = recordings.filter(group__in=groups)
     if after is not None:
@@ -99,3 +101,18 @@ def day_files_stored_since(day, moment):
     return RecordingFile.objects.filter(
         recording__started_at__gte=start, recording__started_at__lt=end, created_at__gte=moment
     ).exists()
+
+
+def day_recordings_deleted_since(day, moment):
+    """Whether a recording started that day was deleted on request at or after `moment`."""
+    start, end = day_bounds(day)
+    return Recording.objects.filter(started_at__gte=start, started_at__lt=end, deleted_at__gte=moment).exists()
+
+
+def recording_by_id(identifier):
+    """The recording with this request ID or unique ID (with its files), or None."""
+    if not _ID.fullmatch(identifier or ""):
+        return None
+    return (
+        Recording.objects.filter(Q(request_id=identifier) | Q(unique_id=identifier)).prefetch_related("files").first()
+    )

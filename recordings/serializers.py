@@ -1,4 +1,5 @@
-"""How a recording is shown as JSON (ingest answers, the command's output, the day listing)."""
+"""How a recording is shown as JSON (ingest answers, the command's output, the day listing,
+GET /public/api/v1/recordings/<id>)."""
 
 from django.utils import timezone
 
@@ -34,5 +35,9 @@ def recording_data(recording):
         "tel": recording.tel,
         "group": recording.group,
         "duration": recording.duration,
+        "end_cause": recording.end_cause,
+        "status": recording.status,
+        "deleted_at": timezone.localtime(recording.deleted_at).isoformat() if recording.deleted_at else None,
+        "legal_hold": recording.legal_hold,
         "files": {ct: file_data(files[ct]) if ct in files else None for ct in ContentType.values},
     }

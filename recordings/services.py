@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from biztel import config
 from biztel.errors import Conflict, ValidationFailed
-from callactions.services import event_create_recording_completed
+from callactions.models import EventType
+from callactions.services import event_create, event_create_recording_completed
 from recordings import audio, mp3, naming, storage
-from recordings.models import ContentType, Recording, RecordingFile
+from recordings.models import ContentType, EndCause, Recording, RecordingFile
 
 CALL_FIELDS = (
     "request_id",
@@ -26,12 +27,15 @@ CALL_FIELDS = (
     "extension",
     "tel",
     "group",
+    "end_cause",
 )
-REQUIRED_FIELDS = CALL_FIELDS[:-1]
+OPTIONAL_FIELDS = ("group", "end_cause")
+REQUIRED_FIELDS = tuple(name for name in CALL_FIELDS if name not in OPTIONAL_FIELDS)
 REQUEST_ID = re.compile(r"[0-9]{20}")
 UNIQUE_ID = re.compile(r"[0-9A-Za-z._-]{1,64}")
 FILE_FIELDS = ("stereo", "left", "right", "mixed")
 NUMBER_FIELDS = ("caller", "callee", "external_number", "extension", "tel")
+END_CAUSE_MESSAGE = f"The end_cause must be one of {', '.join(EndCause.values)}."
 
 
 def call_fields_clean(raw):
@@ -48,6 +52,8 @@ def call_fields_clean(raw):
         errors["request_id"] = ["The request_id must be a string of 20 digits."]
     if cleaned["unique_id"] and not UNIQUE_ID.fullmatch(cleaned["unique_id"]):
         errors["unique_id"] = ["The unique_id may contain only letters, digits, '.', '_' and '-'."]
+    if cleaned["end_cause"] and cleaned["end_cause"] not in EndCause.values:
+        errors["end_cause"] = [END_CAUSE_MESSAGE]
     if cleaned["side"] and cleaned["side"] not in naming.SIDES:
         errors["side"] = ["The side must be SRC or DST."]
     for name in NUMBER_FIELDS:
@@ -324,6 +330,8 @@ def recording_store(*, call, prepared, settings_row):
                     created_at=now,
                 )
             event_create_recording_completed(recording=recording)
+            if not any(item.audio_detected for item in prepared):
+                event_create(recording=recording, event_type=EventType.RECORDING_ABSENT)
             for temp_path, relative in placements:
                 storage.move_into_place(temp_path, relative)
                 moved.append(relative)

@@ -25,6 +25,8 @@ def rows(db, client, token):
     recording = stored_recording(external_number="0312345678")
     # a download: an access-log row and the month's usage
     client.get(f"/public/api/v1/monitor/{recording.request_id}", HTTP_AUTHORIZATION=f"Token {token}")
+    # a legal hold: an audit-trail row
+    client.put(f"/public/api/v1/recordings/{recording.request_id}/hold", HTTP_AUTHORIZATION=f"Token {token}")
 
 
 @pytest.mark.parametrize("model", MODELS, ids=[model._meta.label for model in MODELS])

@@ -4,6 +4,7 @@ from contextlib import ExitStack
 from django.core.management.base import BaseCommand, CommandError
 
 from biztel.errors import ApiError
+from recordings.models import EndCause
 from recordings.serializers import recording_data
 from recordings.services import CALL_FIELDS, FILE_FIELDS, recording_ingest
 
@@ -19,6 +20,10 @@ class Command(BaseCommand):
             flag = "--" + name.replace("_", "-")
             if name == "started_at":
                 parser.add_argument(flag, help='Call start, local time: "YYYY-MM-DD HH:MM:SS".')
+            elif name == "end_cause":
+                parser.add_argument(
+                    flag, help=f"Why the recording ended (optional): {', '.join(EndCause.values)}."
+                )
             else:
                 parser.add_argument(flag)
         parser.add_argument(
