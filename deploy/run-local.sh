@@ -19,6 +19,8 @@ if [ -n "${DATABASE_URL:-}" ] || [ -n "${REDIS_URL:-}" ]; then
     exit 2
 fi
 
+# The secret key, made once in the var folder (settings only read it: importing them writes nothing).
+"$PY" manage.py embedded_init
 "$PY" manage.py migrate --noinput -v 0
 
 # A demo administrator: created once, its password printed that time only.

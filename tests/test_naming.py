@@ -3,7 +3,6 @@ from datetime import datetime
 import pytest
 
 from recordings.naming import day_folder, file_name, normalize_number
-from tests.factories import stored_recording
 
 
 def test_separated_leg_name_matches_the_spec_example():
@@ -28,6 +27,16 @@ def test_mixed_file_has_no_leg_suffix():
         key="21061600000268000060", side="SRC", content_type="monaural",
     )
     assert name == "20210616200333-2006-2002-21061600000268000060-SRC.mp3"
+
+
+@pytest.mark.parametrize("value", ["+81-3-1234", "03 1234", "abc", ""])
+def test_anything_but_digits_and_hyphens_is_not_a_number(value):
+    with pytest.raises(ValueError):
+        normalize_number(value)
+
+
+def test_day_folder_groups_a_days_files():
+    assert day_folder(datetime(2019, 7, 8, 1, 2, 3)) == "2019/07/08"
 
 
 @pytest.mark.parametrize("value", ["+81-3-1234", "03 1234", "abc", ""])
