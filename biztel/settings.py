@@ -46,9 +46,9 @@ def envlist(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def envnetworks(name):
+def envnetworks(name, default=""):
     try:
-        return [ipaddress.ip_network(cidr, strict=False) for cidr in envlist(name)]
+        return [ipaddress.ip_network(cidr, strict=False) for cidr in envlist(name, default)]
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc}") from None
 
@@ -195,6 +195,10 @@ DOWNLOAD_ACCEL_REDIRECT_PREFIX = os.environ.get("DOWNLOAD_ACCEL_REDIRECT_PREFIX"
 # refused unless listed here.
 CALLACTION_ALLOWED_NETWORKS = envnetworks("CALLACTION_ALLOWED_NETWORKS")
 
+# Operations (README → Operations): who may read /metrics, by the client address the
+# access log records (behind nginx, X-Real-IP).
+METRICS_ALLOWED_NETWORKS = envnetworks("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+
 # Celery
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -221,6 +225,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # reconnecting costs more than a whole call-action delivery.
 CELERY_DB_REUSE_MAX = 500
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat's own file-backed scheduler, recording the tick /readyz looks for.
+CELERY_BEAT_SCHEDULER = "biztel.health:HeartbeatScheduler"
 CELERY_BEAT_SCHEDULE = {
     "purge-due-files": {
         "task": "recordings.tasks.purge_due_files",
