@@ -2,6 +2,7 @@
 real Celery worker and beat processes, /metrics and who may read it, and counters that
 hold across gunicorn worker processes."""
 
+import io
 import ipaddress
 import os
 import re
@@ -16,7 +17,7 @@ import requests
 from django.core.cache import caches
 from prometheus_client import multiprocess
 
-from tests.callactions_support import celery_worker, wait_until, worker  # noqa: F401 (fixtures)
+from tests.callactions_support import celery_worker, receiver, wait_until, worker  # noqa: F401 (fixtures)
 from tests.conftest import ROOT, database_url, free_port, wait_for_port
 from tests.factories import stored_recording
 
@@ -198,3 +199,84 @@ def test_metrics_count_every_download_across_two_gunicorn_workers(transactional_
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def scrape(client):
+    return client.get("/metrics").content.decode()
+
+
+def test_metrics_count_ingests_by_outcome_and_the_seconds_of_audio_stored(db, client):
+    from biztel.errors import ValidationFailed
+    from recordings.services import recording_ingest
+    from tests.factories import call_fields
+    from tests.media import tone, wav_bytes
+
+    before = scrape(client)
+    fields = call_fields()
+    recording, created = recording_ingest(fields=fields, stereo=io.BytesIO(wav_bytes([tone(440, 2.0), tone(660, 2.0)])))
+    assert created
+    recording_ingest(fields=fields, stereo=io.BytesIO(wav_bytes([tone(440, 2.0), tone(660, 2.0)])))
+    with pytest.raises(ValidationFailed):
+        recording_ingest(fields={**call_fields(), "side": "UP"}, stereo=io.BytesIO(b"not audio"))
+    after = scrape(client)
+
+    def grew(name, **labels):
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert grew("biztel_ingests_total", outcome="stored") == 1
+    assert grew("biztel_ingests_total", outcome="duplicate") == 1
+    assert grew("biztel_ingests_total", outcome="rejected") == 1
+    assert grew("biztel_ingest_audio_seconds_total") == pytest.approx(2.0, abs=0.1)
+    assert grew("biztel_ingest_encode_seconds_count") == 1
+
+
+def test_metrics_count_call_action_attempts_by_outcome_and_purged_files(db, client, receiver, set_system, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from callactions.models import CallAction
+    from callactions.services import action_send_test
+    from recordings.purge import purge_due
+
+    set_system(call_action=True)
+    settings.CALLACTION_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    receiver.expect_request("/ok").respond_with_data("fine")
+    receiver.expect_request("/broken").respond_with_data("no", status=500)
+    before = scrape(client)
+    for number, path in enumerate(("/ok", "/broken", "/broken")):
+        action = CallAction(name=f"probe{number}", url=f"http://127.0.0.1:{receiver.port}{path}")
+        action.full_clean()
+        action.save()
+        action_send_test(action=action)
+    stored_recording()
+    assert purge_due(now=timezone.now() + timedelta(days=8)).files == 2  # the two legs
+    after = scrape(client)
+    assert metric(after, "biztel_callaction_attempts_total", outcome="succeeded") - metric(
+        before, "biztel_callaction_attempts_total", outcome="succeeded") == 1
+    assert metric(after, "biztel_callaction_attempts_total", outcome="failed") - metric(
+        before, "biztel_callaction_attempts_total", outcome="failed") == 2
+    assert metric(after, "biztel_purge_files_total", result="deleted") - metric(
+        before, "biztel_purge_files_total", result="deleted") == 2
+
+
+def test_metrics_time_an_event_from_its_commit_to_its_first_attempt_once(db, client, receiver, set_system, settings):
+    from callactions.models import CallAction, Event, ExternalNumber
+    from callactions.services import event_deliver
+
+    set_system(call_action=True)
+    settings.CALLACTION_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    receiver.expect_request("/hook").respond_with_data("no", status=500)
+    action = CallAction(name="hook", url=f"http://127.0.0.1:{receiver.port}/hook", retry_count=1, retry_interval=0)
+    action.full_clean()
+    action.save()
+    action.targets.set([ExternalNumber.objects.get_or_create(number="0312345678")[0]])
+    before = scrape(client)
+    event = Event.objects.get(recording=stored_recording(external_number="0312345678"))
+    event_deliver(event_id=event.pk)
+    event_deliver(event_id=event.pk)  # the retry is not a first attempt
+    after = scrape(client)
+    name = "biztel_callaction_commit_to_send_seconds_count"
+    assert metric(after, name) - metric(before, name) == 1
+    assert metric(after, "biztel_callaction_attempts_total", outcome="failed") - metric(
+        before, "biztel_callaction_attempts_total", outcome="failed") == 2
