@@ -64,6 +64,9 @@ EOF
     --stereo "$SAMPLE_DIR/call.wav" >/dev/null
 rm -rf "$SAMPLE_DIR"
 
+# The web and the worker count into one set of files: /metrics shows both.
+export PROMETHEUS_MULTIPROC_DIR="${BIZTEL_VAR_DIR:-var}/prometheus"
+
 PIDS=()
 stop() {
     trap - INT TERM EXIT

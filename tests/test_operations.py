@@ -280,3 +280,18 @@ def test_metrics_time_an_event_from_its_commit_to_its_first_attempt_once(db, cli
     assert metric(after, name) - metric(before, name) == 1
     assert metric(after, "biztel_callaction_attempts_total", outcome="failed") - metric(
         before, "biztel_callaction_attempts_total", outcome="failed") == 2
+
+
+def test_the_grafana_dashboard_and_the_prometheus_example_use_only_metrics_the_server_exposes(db, client):
+    import json
+
+    text = scrape(client)
+    exposed = set(re.findall(r"^(biztel_\w+?)(?:\{| )", text, re.MULTILINE))
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    used = {name for p in dashboard["panels"] for t in p["targets"] for name in re.findall(r"biztel_\w+", t["expr"])}
+    used |= set(re.findall(r"biztel_\w+", (ROOT / "deploy" / "prometheus.yml").read_text()))
+    # A labelled counter nobody has counted yet shows only its HELP and TYPE lines.
+    exposed |= set(re.findall(r"^# TYPE (biztel_\w+) counter", text, re.MULTILINE))
+    exposed |= {f"{name}_bucket" for name in re.findall(r"^# TYPE (biztel_\w+) histogram", text, re.MULTILINE)}
+    assert used - exposed == set()
+    assert len(dashboard["panels"]) >= 8

@@ -3,6 +3,7 @@ a missing SECRET_KEY or REDIS_URL stops the start with a message naming it; impo
 the settings writes no files; the embedded default still starts with nothing set."""
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -67,3 +68,32 @@ def test_embedded_init_makes_the_private_secret_key_once_and_the_settings_use_it
     assert key_file.read_text() == key
     shown = run_manage(tmp_path, "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)")
     assert shown.stdout.strip().splitlines()[-1] == key
+
+
+def test_the_pure_tests_run_with_no_database_and_no_redis_configured(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in (*PRODUCTION, "DJANGO_SETTINGS_MODULE", "PROMETHEUS_MULTIPROC_DIR")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_naming.py", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env={**env, "BIZTEL_VAR_DIR": str(tmp_path / "var")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"^\d+ passed in ", result.stdout, re.MULTILINE), result.stdout[-3000:]
+
+
+def test_a_test_that_needs_the_database_fails_loudly_when_it_is_not_configured(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in (*PRODUCTION, "DJANGO_SETTINGS_MODULE", "PROMETHEUS_MULTIPROC_DIR")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_stored_file_names.py", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env={**env, "BIZTEL_VAR_DIR": str(tmp_path / "var"), "CI": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "real services missing: DATABASE_URL must name the PostgreSQL server (make test sets it)" in result.stdout
+    assert "2 errors" in result.stdout and "skipped" not in result.stdout
