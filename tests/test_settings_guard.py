@@ -103,3 +103,9 @@ def test_a_test_that_needs_the_database_fails_loudly_when_it_is_not_configured(t
     assert result.returncode == 1
     assert "real services missing: DATABASE_URL must name the PostgreSQL server (make test sets it)" in result.stdout
     assert "2 errors" in result.stdout and "skipped" not in result.stdout
+
+
+def test_a_bad_metrics_network_stops_the_start_with_a_message_naming_it(tmp_path):
+    result = run_manage(tmp_path, "check", METRICS_ALLOWED_NETWORKS="127.0.0.0/8,the-office")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: METRICS_ALLOWED_NETWORKS: 'the-office' does not appear to be an IPv4 or IPv6 network" in result.stderr
