@@ -3,6 +3,7 @@
 
 from django.db import connection, transaction
 
+from biztel import metrics
 from biztel.limits import COUNT_REQUEST, quota_consume
 
 COLUMNS = (
@@ -27,6 +28,7 @@ def entry_write(entry):
     """entry: a value for each of COLUMNS (datetimes through biztel.sql.db_datetime)."""
     with connection.cursor() as cursor:
         cursor.execute(_ENTRY, entry)
+    metrics.download_observed(entry)
 
 
 def entry_write_counted(entry, *, request_limit, object_limit):
@@ -38,4 +40,6 @@ def entry_write_counted(entry, *, request_limit, object_limit):
             standing = quota_consume(**limits)
             entry_write(entry)
         return standing
-    return quota_consume(**limits, statement=_COUNTED_ENTRY, extra_params=entry)
+    standing = quota_consume(**limits, statement=_COUNTED_ENTRY, extra_params=entry)
+    metrics.download_observed(entry)
+    return standing

@@ -2,7 +2,10 @@
 
 Every variable is documented in README.md and deploy/env.example. With nothing
 set the product runs on one machine: SQLite and files under ./var, Celery on a
-filesystem broker, an in-process cache.
+filesystem broker, an in-process cache. With DATABASE_URL set (a production
+database) nothing is guessed: SECRET_KEY and REDIS_URL must be set too.
+Importing this module writes no files (deploy/run-local.sh and `manage.py
+embedded_init` make what the embedded default needs).
 """
 
 import ipaddress
@@ -43,35 +46,45 @@ def envlist(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def envnetworks(name):
+def envnetworks(name, default=""):
     try:
-        return [ipaddress.ip_network(cidr, strict=False) for cidr in envlist(name)]
+        return [ipaddress.ip_network(cidr, strict=False) for cidr in envlist(name, default)]
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc}") from None
 
-
-def persistent_secret_key():
-    # A single-machine install has nobody to set SECRET_KEY: make one, once, and keep it.
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-DEBUG = envbool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY") or persistent_secret_key()
-ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
-SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
-# nginx terminates TLS and says so in X-Forwarded-Proto (deploy/nginx.conf).
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # The embedded default: no database server, no Redis, one machine.
 EMBEDDED = not DATABASE_URL and not REDIS_URL
+if DATABASE_URL:
+    # A production database: a made-up key or an in-process cache and a file broker
+    # there would be silently wrong (sessions lost, limits per process), so refuse.
+    _missing = [name for name in ("SECRET_KEY", "REDIS_URL") if not os.environ.get(name)]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"{' and '.join(_missing)} must be set when DATABASE_URL is (a production installation; "
+            "see deploy/env.example)"
+        )
+
+
+def embedded_secret_key():
+    # A single-machine install has nobody to set SECRET_KEY: `manage.py embedded_init`
+    # (run by deploy/run-local.sh) made one, once, in the var folder.
+    path = VAR_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    # Not made yet (a first `manage.py` before `make run`): this process alone uses it.
+    return "embedded-unset-" + secrets.token_urlsafe(50)
+
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY") or embedded_secret_key()
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+# nginx terminates TLS and says so in X-Forwarded-Proto (deploy/nginx.conf).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -136,25 +149,28 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "biztel.cache.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "biztel"),
-        }
+    _redis_cache = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "biztel"),
     }
+    # Heartbeats (biztel/health.py) go where every process sees them: Redis here.
+    CACHES = {"default": _redis_cache, "heartbeats": _redis_cache}
 else:
     # One process only (deploy/run-local.sh starts a single web worker), so an
-    # in-process counter is the whole server's counter.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # in-process counter is the whole server's counter. The worker's and beat's
+    # heartbeats must reach the web process: files (made on first write).
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "heartbeats": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": VAR_DIR / "heartbeats",
+        },
+    }
 
-SILENCED_SYSTEM_CHECKS = [
-    # Django's own Redis backend increments atomically (INCR); the check only
-    # knows the third-party django-redis name.
-    "django_ratelimit.W001",
-]
-if not REDIS_URL:
-    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+# django-ratelimit refuses an in-process cache: right for several web processes,
+# and the embedded default has exactly one.
+SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003"]
 RATELIMIT_USE_CACHE = "default"
 
 LANGUAGE_CODE = "en-us"
@@ -178,6 +194,10 @@ DOWNLOAD_ACCEL_REDIRECT_PREFIX = os.environ.get("DOWNLOAD_ACCEL_REDIRECT_PREFIX"
 # Call actions: destinations on loopback, private or link-local networks are
 # refused unless listed here.
 CALLACTION_ALLOWED_NETWORKS = envnetworks("CALLACTION_ALLOWED_NETWORKS")
+
+# Operations (README → Operations): who may read /metrics, by the client address the
+# access log records (behind nginx, X-Real-IP).
+METRICS_ALLOWED_NETWORKS = envnetworks("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
 # Celery
 if REDIS_URL:
@@ -205,6 +225,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # reconnecting costs more than a whole call-action delivery.
 CELERY_DB_REUSE_MAX = 500
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat's own file-backed scheduler, recording the tick /readyz looks for.
+CELERY_BEAT_SCHEDULER = "biztel.health:HeartbeatScheduler"
 CELERY_BEAT_SCHEDULE = {
     "purge-due-files": {
         "task": "recordings.tasks.purge_due_files",

@@ -4,6 +4,7 @@ from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from biztel import health
 from biztel.errors import not_found_view
 from recordings.day_views import DayArchiveView, DayListView
 from recordings.ingest_views import RecordingIngestView
@@ -14,6 +15,9 @@ handler400 = "biztel.errors.bad_request_view"
 handler500 = "biztel.errors.server_error_view"
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("public/api/v1/monitor/", DayListView.as_view(), name="monitor-day-list"),
     path("public/api/v1/monitor/archive/<str:day>", DayArchiveView.as_view(), name="monitor-day-archive"),

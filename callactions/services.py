@@ -13,7 +13,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from biztel import config
+from biztel import config, metrics
 from callactions import patterns, render, selectors, transport
 from callactions.models import Attempt, CallAction, Event, EventType, ExternalNumber, Step
 
@@ -273,6 +273,8 @@ def _step_run(*, event, step, steps, values, held):
     if now + timedelta(seconds=action.timeout + LEASE_MARGIN_SECONDS) > held["until"]:
         if not _claim_renew(event, held, until=now + timedelta(seconds=action.timeout + 2 * LEASE_MARGIN_SECONDS)):
             return LOST
+    if event.run == 1 and not any(earlier.attempts for earlier in steps):
+        metrics.COMMIT_TO_SEND_SECONDS.observe((now - event.created_at).total_seconds())
     step.attempts += 1
     step.save(update_fields=["condition_matched", "request", "attempts"])
     attempt = Attempt.objects.create(
@@ -356,6 +358,7 @@ def attempt_send(*, attempt, request, action, save=True):
         extracted = {}
         attempt.error = _judge(response, action, extracted)
     attempt.succeeded = not attempt.error
+    metrics.CALLACTION_ATTEMPTS.labels(outcome="succeeded" if attempt.succeeded else "failed").inc()
     attempt.finished_at = timezone.now()
     if save:
         attempt.save(update_fields=Attempt.OUTCOME_FIELDS)

@@ -24,3 +24,25 @@ forwarded_allow_ips = "127.0.0.1,::1"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+
+# Metrics (README → Operations): with PROMETHEUS_MULTIPROC_DIR each worker keeps its
+# values in files there and /metrics adds them up.
+def on_starting(server):
+    """Make the folder and drop the files of processes that are gone. Files of running
+    ones (Celery workers sharing the folder) stay: a web restart resets only its own."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        pid = name.removesuffix(".db").rpartition("_")[2]
+        if name.endswith(".db") and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            os.remove(os.path.join(folder, name))
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -19,6 +19,8 @@ if [ -n "${DATABASE_URL:-}" ] || [ -n "${REDIS_URL:-}" ]; then
     exit 2
 fi
 
+# The secret key, made once in the var folder (settings only read it: importing them writes nothing).
+"$PY" manage.py embedded_init
 "$PY" manage.py migrate --noinput -v 0
 
 # A demo administrator: created once, its password printed that time only.
@@ -61,6 +63,9 @@ EOF
     --external-number 050-123-4567 --extension 2001 --tel 03-1234-5678 \
     --stereo "$SAMPLE_DIR/call.wav" >/dev/null
 rm -rf "$SAMPLE_DIR"
+
+# The web and the worker count into one set of files: /metrics shows both.
+export PROMETHEUS_MULTIPROC_DIR="${BIZTEL_VAR_DIR:-var}/prometheus"
 
 PIDS=()
 stop() {

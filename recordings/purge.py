@@ -17,7 +17,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from biztel import config
+from biztel import config, metrics
 from recordings import storage
 from recordings.models import ContentType, DayArchive, Recording, RecordingFile
 from recordings.retention import retention_days
@@ -68,10 +68,12 @@ def _delete(relative, outcome, report):
         storage.delete(relative)
     except OSError as exc:
         outcome.failed += 1
+        metrics.PURGED.labels(result="failed").inc()
         log.warning("purge: cannot delete %s, left due for the next run: %s", relative, exc)
         report("failed", relative, exc)
         return False
     report("deleted", relative, None)
+    metrics.PURGED.labels(result="deleted").inc()
     return True
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from biztel import config
+from biztel import config, metrics
 from biztel.errors import Conflict, ValidationFailed
 from callactions.models import EventType
 from callactions.services import event_create, event_create_recording_completed
@@ -198,6 +198,7 @@ def _plan(sources, separate):
     return encode, keep
 
 
+@metrics.ingest_observed
 def recording_ingest(*, fields, stereo=None, mixed=None, left=None, right=None):
     """Store one call handed over by the PBX. Returns (recording, created).
 
@@ -243,6 +244,7 @@ def recording_ingest(*, fields, stereo=None, mixed=None, left=None, right=None):
             storage.discard(item.temp_path)
 
 
+@metrics.INGEST_ENCODE_SECONDS.time()
 def _encode(sources, plan, kbps):
     """Encode the planned outputs into temporary files; returns their PreparedFiles."""
     if not plan:

@@ -86,3 +86,8 @@ def open_new_temp(suffix=".part"):
     """(path, binary file open for writing) of a fresh temporary file; move it in with move_into_place."""
     path = new_temp_path(suffix)
     return path, open(path, "wb")
+
+
+def check():
+    """Raise OSError when no file could be stored now (GET /readyz)."""
+    discard(new_temp_path(suffix=".check"))

@@ -1,5 +1,6 @@
-"""Shared fixtures. The suite runs on real PostgreSQL and Redis (DATABASE_URL,
-REDIS_URL, set by `make test`) and stops loudly when they are not there."""
+"""Shared fixtures. Tests that use the database or Redis run on real PostgreSQL and
+Redis (DATABASE_URL, REDIS_URL, set by `make test`) and fail loudly when they are not
+there; tests of pure functions (naming, rendering, patterns, audio) need neither."""
 
 import os
 import shutil
@@ -24,7 +25,7 @@ def _reachable(url, default_port):
         return False
 
 
-def pytest_configure(config):
+def _services_missing():
     database_url = os.environ.get("DATABASE_URL", "")
     redis_url = os.environ.get("REDIS_URL", "")
     problems = []
@@ -36,13 +37,26 @@ def pytest_configure(config):
         problems.append("REDIS_URL must name the Redis server (make test sets it)")
     elif not _reachable(redis_url, 6379):
         problems.append(f"Redis is unreachable at {redis_url}")
+    return problems
+
+
+@pytest.fixture(scope="session")
+def real_services():
+    problems = _services_missing()
     if problems:
-        # Never skip: a suite that cannot reach its services has not tested anything.
-        pytest.exit("real services missing: " + "; ".join(problems), returncode=3)
+        # Never skip: a test that cannot reach its services has not tested anything.
+        pytest.fail("real services missing: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(real_services, django_db_setup):
+    """Every test that uses the database (db, transactional_db) comes through here, so
+    the services are checked then, not at start: the pure tests run anywhere."""
+    return django_db_setup
 
 
 @pytest.fixture(autouse=True)
-def _isolated(settings, tmp_path):
+def _isolated(request, settings, tmp_path):
     """Each test gets its own storage, fresh settings and empty counters."""
     from django.core.cache import cache
 
@@ -50,10 +64,16 @@ def _isolated(settings, tmp_path):
 
     settings.MEDIA_ROOT = tmp_path / "media"
     config.forget()
-    # Only the cache's own keys: a FLUSHDB would also drop Celery's queue bindings.
-    client = cache._cache.get_client(write=True)
-    for key in client.scan_iter(match=cache.make_key("*")):
-        client.delete(key)
+    if not settings.REDIS_URL:
+        cache.clear()  # in-process
+    elif "django_db_setup" in request.fixturenames:
+        # A test using the services (a pure one has no counters to empty and may have no Redis).
+        from django_redis import get_redis_connection
+
+        # Only the cache's own keys: a FLUSHDB would also drop Celery's queue bindings.
+        client = get_redis_connection("default")
+        for key in client.scan_iter(match=cache.make_key("*")):
+            client.delete(key)
     yield
     config.forget()
 

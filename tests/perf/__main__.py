@@ -16,6 +16,8 @@ import django
 
 def main(selected):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "biztel.settings")
+    # A real database but no production: a throwaway key (settings refuse to guess one).
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
     here = Path(__file__).parent
     names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
     if selected:
