@@ -34,10 +34,15 @@ class TwoFactorLoginForm(AdminAuthenticationForm):
         code = cleaned.get("otp_token", "")
         if not code:
             raise ValidationError("Enter the code your authenticator app shows (or a recovery code).", code="no_code")
-        device = twofactor.device_for_code(account=user, code=code)
+        try:
+            device = twofactor.device_for_code(account=user, code=code)
+        except twofactor.Throttled:
+            device, message = None, "Too many wrong codes in a row: wait a few seconds and try again."
+        else:
+            message = "That code is not valid. Check the time on your phone and try again."
         if device is None:
             user_login_failed.send(sender=__name__, credentials={"username": user.get_username()}, request=self.request)
-            raise ValidationError("That code is not valid. Check the time on your phone and try again.", code="bad_code")
+            raise ValidationError(message, code="bad_code")
         # django-otp marks the session as verified by this device when the admin logs the user in.
         user.otp_device = device
         return cleaned

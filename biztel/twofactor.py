@@ -33,12 +33,21 @@ def device_for_code(*, account, code):
     """
     code = "".join(code.split()).lower()
     kind = TOTPDevice if code.isdigit() and len(code) == 6 else StaticDevice
+    throttled = False
     with transaction.atomic():
         for device in kind.objects.devices_for_user(account, confirmed=True).select_for_update():
             allowed, _ = device.verify_is_allowed()
-            if allowed and device.verify_token(code):
+            if not allowed:
+                throttled = True  # django-otp waits 1, 2, 4… seconds after each wrong code
+            elif device.verify_token(code):
                 return device
+    if throttled:
+        raise Throttled()
     return None
+
+
+class Throttled(Exception):
+    """Wrong codes came too fast; the device refuses to check any for a few seconds."""
 
 
 @transaction.atomic
