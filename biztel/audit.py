@@ -6,6 +6,7 @@ import getpass
 import hashlib
 import json
 import os
+from datetime import UTC, datetime
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
@@ -30,6 +31,9 @@ def snapshot(instance):
             value = None if related is None else str(related)
         else:
             value = field.value_from_object(instance)
+        if isinstance(value, datetime):
+            # To the second and in UTC: the admin's date and time widgets drop the microseconds.
+            value = value.astimezone(UTC).replace(microsecond=0)
         if field.name in SECRET_FIELDS and value:
             value = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:12]
         values[field.name] = value
