@@ -3,15 +3,20 @@ from one address within 15 minutes lock that pair for 15 minutes, the right pass
 included; an administrator unlocks it. Addresses come from X-Real-IP, as nginx on this
 machine sends it (the test client's peer is 127.0.0.1)."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
+import requests
 from axes.models import AccessAttempt, AccessFailureLog
 from django.core.management import call_command
 from django.utils import timezone
 from freezegun import freeze_time
 
 from biztel.models import Account, Role
+from tests.conftest import ROOT, free_port, wait_for_port
 
 PASSWORD = "correct horse battery staple"
 LOCKED = "Account locked: too many login attempts. Please try again later."
@@ -145,3 +150,43 @@ def test_a_password_an_administrator_sets_must_pass_the_validators(admin_client)
     assert "This password is too short. It must contain at least 12 characters." in page
     assert "This password is too common." in page
     assert not Account.objects.filter(username="carol").exists()
+
+
+@pytest.fixture
+def embedded_server(tmp_path):
+    """The embedded default as `make run` starts it (SQLite, no Redis), served by gunicorn with two
+    workers, so the lockout is counted in the database every worker shares."""
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    port = free_port()
+    env.update(BIZTEL_VAR_DIR=str(tmp_path / "var"), GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="2",
+               GUNICORN_ACCESS_LOG="", DJANGO_SUPERUSER_PASSWORD=PASSWORD)
+    for args in (("migrate", "-v", "0"), ("createsuperuser", "--noinput", "--username", "alice", "--email", "a@example.com"),
+                 ("createsuperuser", "--noinput", "--username", "bob", "--email", "b@example.com")):
+        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True)
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"], cwd=ROOT, env=env)
+    try:
+        wait_for_port(port, process, timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def live_log_in(base_url, username, password):
+    session = requests.Session()
+    session.get(f"{base_url}/admin/login/", timeout=30)
+    return session.post(
+        f"{base_url}/admin/login/?next=/admin/",
+        {"username": username, "password": password, "next": "/admin/",
+         "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        allow_redirects=False, timeout=30,
+    )
+
+
+def test_on_the_embedded_default_live_gunicorn_locks_the_pair_after_five_failures(embedded_server):
+    statuses = [live_log_in(embedded_server, "alice", "wrong password").status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 200, 429]
+    sixth = live_log_in(embedded_server, "alice", PASSWORD)
+    assert (sixth.status_code, sixth.text) == (429, LOCKED)
+    bob = live_log_in(embedded_server, "bob", PASSWORD)
+    assert (bob.status_code, bob.headers["Location"]) == (302, "/admin/")
