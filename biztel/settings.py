@@ -171,7 +171,7 @@ RATELIMIT_USE_CACHE = "default"
 # and that username from other addresses still get in. The address is the one the
 # access log records (X-Real-IP from the nginx on this machine, else the peer).
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "biztel.admin_site.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

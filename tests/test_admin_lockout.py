@@ -190,3 +190,9 @@ def test_on_the_embedded_default_live_gunicorn_locks_the_pair_after_five_failure
     assert (sixth.status_code, sixth.text) == (429, LOCKED)
     bob = live_log_in(embedded_server, "bob", PASSWORD)
     assert (bob.status_code, bob.headers["Location"]) == (302, "/admin/")
+
+
+def test_a_login_without_a_request_is_not_an_http_sign_in_and_is_not_counted(client, staff):
+    staff("alice")
+    assert client.login(username="alice", password=PASSWORD)
+    assert not AccessAttempt.objects.exists()
