@@ -35,7 +35,7 @@ class TwoFactorLoginForm(AdminAuthenticationForm):
         label="Authenticator code",
         required=False,
         max_length=32,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),  # not numeric: recovery codes have letters
         help_text="The 6 digits your authenticator app shows, or one of your recovery codes.",
     )
 
