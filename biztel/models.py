@@ -164,3 +164,37 @@ class AccessLogEntry(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.method} {self.path} {self.status}"
+
+
+class ConfigChange(models.Model):
+    """One change of configuration (licences and settings, call actions, accounts, tokens),
+    made in admin or by a command: who, when, which object, each field before → after."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "admin"
+        COMMAND = "command", "command"
+
+    class Action(models.TextChoices):
+        CREATED = "created", "created"
+        CHANGED = "changed", "changed"
+        DELETED = "deleted", "deleted"
+
+    at = models.DateTimeField(db_index=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    who = models.CharField(max_length=150, help_text="The admin user, or the OS user who ran the command.")
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="The admin user."
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    content_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.PROTECT, verbose_name="kind")
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField("object", max_length=200)
+    changes = models.JSONField(default=dict, help_text="Each changed field: [before, after].")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "configuration change"
+        indexes = [models.Index(fields=["content_type", "at"])]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.source} {self.who}: {self.action} {self.object_repr}"

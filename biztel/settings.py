@@ -11,6 +11,7 @@ embedded_init` make what the embedded default needs).
 import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -87,7 +88,7 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "biztel.apps.GuardedAdminConfig",  # django.contrib.admin with the two-factor login (biztel/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -96,6 +97,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "biztel",
     "recordings",
     "callactions",
@@ -107,8 +112,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "biztel.urls"
@@ -172,6 +180,50 @@ else:
 # and the embedded default has exactly one.
 SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003"]
 RATELIMIT_USE_CACHE = "default"
+
+# --- Administration security (SPEC.md §10; README "Administration security") ---
+# Login lockout (django-axes): 5 failures of one username from one address lock that
+# pair for 15 minutes, the right password included; other usernames from that address
+# and that username from other addresses still get in. The address is the one the
+# access log records (X-Real-IP from the nginx on this machine, else the peer).
+AUTHENTICATION_BACKENDS = [
+    "biztel.admin_site.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+# Attempts while locked do not push the end of the lockout further out: locked for 15 minutes,
+# not for as long as an attacker keeps trying.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_CLIENT_IP_CALLABLE = "biztel.public.client_ip"
+AXES_VERBOSE = False  # no banner on every start of every command; lockouts are still logged
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Two-factor sign-in (django-otp): staff with an authenticator always give its code; with this
+# on, every staff account must have one (deploy/env.example turns it on).
+ADMIN_2FA_REQUIRED = envbool("ADMIN_2FA_REQUIRED", False)
+OTP_TOTP_ISSUER = "biztel"  # the name authenticator apps show beside the account
+# Cookies and HSTS behind TLS (deploy/env.example turns them on); off by default so the
+# embedded default works over plain HTTP. Django sends HSTS only on HTTPS requests.
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # the admin's forms carry the token in the page; no script reads the cookie
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# nginx listens on TLS only (deploy/nginx.conf), so nothing arrives over plain HTTP to
+# redirect; SPEC.md §6: the application redirects only when SECURE_SSL_REDIRECT=true.
+SILENCED_SYSTEM_CHECKS.append("security.W008")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "Asia/Tokyo")

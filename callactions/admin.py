@@ -3,12 +3,13 @@ from django.contrib import admin, messages
 from django.db import models
 from django.utils.html import format_html, format_html_join
 
+from biztel.audit import AuditedAdmin
 from callactions import render, services
 from callactions.models import Attempt, CallAction, Event, ExternalNumber, Step
 
 
 @admin.register(ExternalNumber)
-class ExternalNumberAdmin(admin.ModelAdmin):
+class ExternalNumberAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("number", "label", "actions_targeting", "created_at")
     search_fields = ("number", "label")
 
@@ -21,7 +22,7 @@ class ExternalNumberAdmin(admin.ModelAdmin):
 
 
 @admin.register(CallAction)
-class CallActionAdmin(admin.ModelAdmin):
+class CallActionAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("name", "event_type", "order", "method", "url", "target_numbers", "enabled")
     list_filter = ("enabled", "event_type", "method")
     search_fields = ("name", "url", "memo")

@@ -214,6 +214,10 @@ def start_stack(*, database_url, redis_url, extra_env=None, celery=True, static=
         "ALLOWED_HOSTS": "localhost,127.0.0.1",
         "DOWNLOAD_ACCEL_REDIRECT_PREFIX": ACCEL_PREFIX,
         "CALLACTION_ALLOWED_NETWORKS": "127.0.0.0/8",
+        # Behind TLS as deploy/env.example sets it (SPEC.md §10).
+        "SESSION_COOKIE_SECURE": "true",
+        "CSRF_COOKIE_SECURE": "true",
+        "SECURE_HSTS_SECONDS": "31536000",
         "GUNICORN_BIND": f"127.0.0.1:{web_port}",
         "GUNICORN_LOG_LEVEL": "warning",
         "GUNICORN_ACCESS_LOG": "",

@@ -46,8 +46,8 @@ SPEC_CURL = (
     "  'https://<host>:8000/public/api/v1/monitor/21091300000468000050?content_type=monaural' -o test.mp3"
 )
 BURST = "1000"
-# Differ on every answer or by design of the hop (nginx vs gunicorn).
-HOP_HEADERS = {"date", "server", "connection", "keep-alive", "transfer-encoding"}
+# Differ on every answer or by design of the hop (nginx vs gunicorn; nginx adds HSTS on its TLS port).
+HOP_HEADERS = {"date", "server", "connection", "keep-alive", "transfer-encoding", "strict-transport-security"}
 
 
 @pytest.fixture(scope="module")

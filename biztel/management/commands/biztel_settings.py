@@ -1,7 +1,8 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from biztel import config
+from biztel import audit, config
 
 
 class Command(BaseCommand):
@@ -25,7 +26,10 @@ class Command(BaseCommand):
             changes[name.strip()] = value
         if changes:
             try:
-                row = config.settings_update(**changes)
+                with transaction.atomic():
+                    before = audit.snapshot(config.load())
+                    row = config.settings_update(**changes)
+                    audit.config_change_record(instance=row, before=before, after=audit.snapshot(row))
             except ValidationError as exc:
                 problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
                 raise CommandError(problems) from None

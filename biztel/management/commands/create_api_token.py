@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from biztel.audit import config_change_record, snapshot
 from biztel.models import Account, Role
 from biztel.tokens import token_issue
 
@@ -13,8 +15,10 @@ class Command(BaseCommand):
         parser.add_argument("--groups", help="Comma-separated groups the account may see (empty: all).")
         parser.add_argument("--name", default="", help="A label for the token.")
 
+    @transaction.atomic
     def handle(self, *args, username, role, groups, name, **options):
         account, created = Account.objects.get_or_create(username=username)
+        before = None if created else snapshot(account)
         if created:
             account.set_unusable_password()
         if role is not None:
@@ -26,5 +30,7 @@ class Command(BaseCommand):
         if not account.is_active:
             raise CommandError(f"account {username} is inactive")
         account.save()
-        _, plain = token_issue(account=account, name=name)
+        config_change_record(instance=account, before=before, after=snapshot(account))
+        token, plain = token_issue(account=account, name=name)
+        config_change_record(instance=token, before=None, after=snapshot(token))
         self.stdout.write(plain)

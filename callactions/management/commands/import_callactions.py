@@ -3,7 +3,10 @@ import sys
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from biztel.audit import config_change_record, snapshot
+from callactions.models import CallAction
 from callactions.services import callactions_import
 
 
@@ -25,7 +28,12 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"{file} is not valid JSON: {exc}") from None
         try:
-            imported = callactions_import(items=items)
+            with transaction.atomic():
+                names = [item.get("name") for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+                before = {action.name: snapshot(action) for action in CallAction.objects.filter(name__in=names)}
+                imported = callactions_import(items=items)
+                for action in imported:
+                    config_change_record(instance=action, before=before.get(action.name), after=snapshot(action))
         except ValidationError as exc:
             if hasattr(exc, "error_dict"):
                 lines = [f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items()]
