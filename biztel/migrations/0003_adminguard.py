@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('biztel', '0001_initial'),
+        ('biztel', '0002_lifecycle'),
         ('contenttypes', '0002_remove_content_type_name'),
     ]
 
