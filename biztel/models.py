@@ -96,6 +96,13 @@ class SystemSettings(models.Model):
         choices=[(k, f"{k} kbps") for k in (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128)],
         help_text="CBR bit rate of the MP3s produced at ingest.",
     )
+    stereo_file = models.BooleanField(
+        default=False,
+        help_text="Also store the 2-channel MP3 (customer left, operator right) with the separated legs.",
+    )
+    keep_lossless = models.BooleanField(
+        default=False, help_text="Also store a FLAC copy of every MP3 produced at ingest (format=flac|wav)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

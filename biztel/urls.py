@@ -5,6 +5,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from biztel.errors import not_found_view
+from biztel.openapi import SchemaFormatNegotiation
 from recordings.day_views import DayArchiveView, DayListView
 from recordings.ingest_views import RecordingIngestView
 from recordings.views import RecordingDownloadView
@@ -18,7 +19,7 @@ urlpatterns = [
     path("public/api/v1/monitor/archive/<str:day>", DayArchiveView.as_view(), name="monitor-day-archive"),
     path("public/api/v1/monitor/<str:recording_id>", RecordingDownloadView.as_view(), name="monitor-download"),
     path("internal/api/v1/recordings", RecordingIngestView.as_view(), name="recording-ingest"),
-    path("public/api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("public/api/schema/", SpectacularAPIView.as_view(content_negotiation_class=SchemaFormatNegotiation), name="api-schema"),
     path("public/api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("public/api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     # Anything else under the APIs answers with the six-key JSON too.
