@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import soundfile
 
 from recordings import lame, mp3
 
@@ -334,6 +333,8 @@ class FlacWriter:
     """The lossless copy: the same int16 samples as FLAC (libsndfile through soundfile)."""
 
     def __init__(self, out, *, channels, sample_rate):
+        import soundfile  # only where FLAC is made or read: libsndfile costs the plain ingest memory
+
         self.out = out
         self.file = soundfile.SoundFile(
             out, mode="w", samplerate=sample_rate, channels=channels, format="FLAC", subtype="PCM_16"
@@ -458,6 +459,8 @@ class WavFromFlac:
     needed sample on (FLAC seek), so a range costs what it sends."""
 
     def __init__(self, f):
+        import soundfile  # see FlacWriter
+
         self.file = f
         try:
             self.flac = soundfile.SoundFile(f)
