@@ -1,4 +1,4 @@
-"""LAME 3.100, called through ctypes: the library the `lame` command is made of.
+"""LAME, called through ctypes: the encoder library the `lame` command is made of.
 
 lameenc (pinned in requirements.txt) links LAME statically and exports its whole C API
 from its extension module; lameenc's own Python class cannot choose L/R stereo (it encodes
