@@ -451,3 +451,29 @@ def test_the_defaults_store_neither_a_stereo_file_nor_lossless_copies(capsys):
     recording, _ = recording_ingest(fields=call_fields(), stereo=io.BytesIO(wav_bytes(call_channels(8000))))
     assert sorted(f.content_type for f in recording.files.all()) == ["left", "monaural", "right"]
     assert not recording.files.filter(lossless_sha256__isnull=False).exists()
+
+
+def test_the_recording_admin_shows_the_stereo_file_and_the_lossless_copies(admin_client, set_system):
+    recording = ingest(set_system)
+    stereo = recording.files.get(content_type="stereo")
+    page = admin_client.get(f"/admin/recordings/recording/{recording.pk}/change/").content.decode()
+    assert stereo.name in page
+    assert "Lossless copy (FLAC)" in page
+    assert f"{stereo.lossless_size} bytes, SHA-256 {stereo.lossless_sha256}" in page
+
+
+def test_the_settings_page_offers_the_stereo_file_and_the_lossless_copies(admin_client):
+    page = admin_client.get("/admin/biztel/systemsettings/", follow=True).content.decode()
+    assert 'name="stereo_file"' in page and 'name="keep_lossless"' in page
+
+
+def test_the_openapi_schema_documents_the_format_and_the_stereo_content_type(client):
+    response = client.get("/public/api/schema/", {"format": "json"})
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    operation = response.json()["paths"]["/public/api/v1/monitor/{recording_id}"]["get"]
+    parameters = {p["name"]: p["schema"] for p in operation["parameters"]}
+    assert sorted(parameters["format"]["enum"]) == ["flac", "mp3", "wav"]
+    assert parameters["format"]["default"] == "mp3"
+    assert "stereo" in parameters["content_type"]["enum"]
+    assert {"audio/mpeg", "audio/flac", "audio/wav"} <= set(operation["responses"]["200"]["content"])
+    assert client.get("/public/api/schema/").content.startswith(b"openapi:")  # YAML without ?format
