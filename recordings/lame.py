@@ -114,20 +114,20 @@ class Encoder:
         written = _lib.lame_encode_buffer(self._gfp, channels[0].ctypes.data, right, count, buffer, len(buffer))
         if written < 0:
             raise LameError(f"lame_encode_buffer failed ({written})")
-        return buffer.raw[:written]
+        return ctypes.string_at(buffer, written)
 
     def flush(self):
         buffer = self._room(0)
         written = _lib.lame_encode_flush(self._gfp, buffer, len(buffer))
         if written < 0:
             raise LameError(f"lame_encode_flush failed ({written})")
-        return buffer.raw[:written]
+        return ctypes.string_at(buffer, written)
 
     def info_tag(self):
         """The LAME info tag frame for the file's start (after flush), or b""."""
         buffer = ctypes.create_string_buffer(4096)
         size = _lib.lame_get_lametag_frame(self._gfp, buffer, len(buffer))
-        return buffer.raw[:size] if size <= len(buffer) else b""
+        return ctypes.string_at(buffer, size) if size <= len(buffer) else b""
 
     def facts(self):
         """What an info tag written by us needs to know of this encode."""
