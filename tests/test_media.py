@@ -477,3 +477,17 @@ def test_the_openapi_schema_documents_the_format_and_the_stereo_content_type(cli
     assert "stereo" in parameters["content_type"]["enum"]
     assert {"audio/mpeg", "audio/flac", "audio/wav"} <= set(operation["responses"]["200"]["content"])
     assert client.get("/public/api/schema/").content.startswith(b"openapi:")  # YAML without ?format
+
+
+def test_wav_legs_of_different_lengths_make_a_stereo_file_as_long_as_the_longer(client, token, set_system):
+    set_system(stereo_file=True, keep_lossless=True)
+    customer, operator = tone(440, 2.0), tone(1000, 3.0)
+    recording, _ = recording_ingest(
+        fields=call_fields(), left=io.BytesIO(wav_bytes([customer])), right=io.BytesIO(wav_bytes([operator]))
+    )
+    decoded = ffmpeg_decode(body(get(client, token, recording, "stereo")), channels=2)
+    assert len(decoded) == 3 * 8000
+    lossless = ffmpeg_decode(body(get(client, token, recording, "stereo", "flac")), channels=2)
+    assert lossless[:, 0].tolist() == customer.tolist() + [0] * 8000
+    assert lossless[:, 1].tolist() == operator.tolist()
+    assert recording.files.get(content_type="left").duration == 2.0
