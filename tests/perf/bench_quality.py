@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from recordings import audio
+from tests.conftest import ensure_debian_packages
 from tests.media import wav_bytes
 
 RATE = 8000
@@ -100,6 +101,7 @@ def measure():
 
 
 def main():
+    ensure_debian_packages(("ffmpeg", "ffmpeg"))
     print(f"LAME quality on {SECONDS // 60} min of 8 kHz speech-like audio, mono 32 kbps (stereo: 64 kbps L/R)", flush=True)
     print("quality | mono CPU s | stereo CPU s | SNR dB | segmental SNR dB", flush=True)
     for quality, cpu, stereo_cpu, snr, segmental in measure():
