@@ -276,7 +276,6 @@ class Mp3Writer:
     def __init__(self, out, *, channels, sample_rate, kbps, quality):
         self.out = out
         self.sample_rate = sample_rate
-        self.kbps = kbps
         self.quality = quality
         self.encoder = lame.Encoder(channels=channels, sample_rate=sample_rate, kbps=kbps, quality=quality)
         self.own_tag = not mp3.lame_writes_tag(sample_rate=sample_rate, kbps=kbps, channels=channels)
@@ -320,7 +319,6 @@ class Mp3Writer:
             audio_bytes=end - self.start,
             delay=facts["delay"],
             padding=facts["padding"],
-            kbps=self.kbps,
             quality=self.quality,
             vbr_q=facts["vbr_q"],
             lowpass=facts["lowpass"],

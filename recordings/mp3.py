@@ -165,7 +165,7 @@ def lame_delay_and_padding(frame, header):
     offset = info_tag_offset(frame, header)
     flags = int.from_bytes(frame[offset + 4 : offset + 8], "big")
     extension = offset + 8 + 4 * bool(flags & 1) + 4 * bool(flags & 2) + 100 * bool(flags & 4) + 4 * bool(flags & 8)
-    if bytes(frame[extension : extension + 4]) not in (b"LAME", b"Lavf", b"Lavc"):
+    if len(frame) < extension + 24 or bytes(frame[extension : extension + 4]) not in (b"LAME", b"Lavf", b"Lavc"):
         return None, None
     a, b, c = frame[extension + 21 : extension + 24]
     return (a << 4) | (b >> 4), ((b & 0x0F) << 8) | c
@@ -197,7 +197,7 @@ def info_tag_frame_length(*, sample_rate, kbps, channels):
 
 
 def info_tag_frame(
-    *, audio_header, audio_frames, audio_bytes, delay, padding, kbps, quality, vbr_q, lowpass, ath_type, encoder
+    *, audio_header, audio_frames, audio_bytes, delay, padding, quality, vbr_q, lowpass, ath_type, encoder
 ):
     """A LAME info tag frame for a CBR stream whose frames carry `audio_header`.
 
