@@ -25,11 +25,13 @@ install-dev: $(VENV)/.dev
 run: $(VENV)/.runtime
 	VENV=$(VENV) deploy/run-local.sh
 
-# nginx, Debian's chromium and wrk for the end-to-end, browser and nginx bench runs;
+# nginx, Debian's chromium and wrk for the end-to-end, browser and nginx bench runs; ffmpeg and
+# lame, the decoders (and the reference encoder) the media tests and benches check against;
 # installed once, only when missing (Playwright cannot download its own browsers here).
 system-deps:
-	@command -v nginx >/dev/null && command -v chromium >/dev/null && command -v wrk >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx chromium wrk >/dev/null; }
+	@command -v nginx >/dev/null && command -v chromium >/dev/null && command -v wrk >/dev/null && \
+	  command -v ffmpeg >/dev/null && command -v lame >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx chromium wrk ffmpeg lame >/dev/null; }
 
 test: $(VENV)/.dev system-deps
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)

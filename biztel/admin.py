@@ -94,6 +94,8 @@ class SystemSettingsAdmin(AuditedAdmin, admin.ModelAdmin):
                     "recording_key",
                     "separation_targets",
                     "mp3_bitrate_kbps",
+                    "stereo_file",
+                    "keep_lossless",
                     "separated_retention_days",
                     "bulk_retention_days",
                     "monaural_retention_days",

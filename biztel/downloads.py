@@ -9,7 +9,7 @@ import re
 from email.utils import parsedate_to_datetime
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.utils.http import http_date, quote_etag
 
 from biztel.errors import ApiError
@@ -141,6 +141,57 @@ def file_response(request, *, relative_path, name, size, sha256, modified, conte
         # nginx adds its own Accept-Ranges to the file it sends; ours would be a second copy.
         del response["Accept-Ranges"]
     response["Content-Length"] = str(length)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    if span:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return response
+
+
+class _Body:
+    """A streamed body that releases what it reads from when the server is done with it
+    (Django calls close() whether or not the body was read to its end)."""
+
+    def __init__(self, chunks, close):
+        self._chunks = chunks
+        self.close = close
+
+    def __iter__(self):
+        return iter(self._chunks)
+
+
+def streamed_response(request, *, name, size, etag, modified, content_type, chunks, close):
+    """Like file_response, for a body made while it is sent (no stored file, so never sent by
+    nginx): chunks(start, end) yields bytes start..end inclusive of a body of exactly `size`
+    bytes; close() releases what it reads from, and is called whatever happens."""
+    etag = quote_etag(etag)
+    headers = {
+        "ETag": etag,
+        "Last-Modified": http_date(modified.timestamp()),
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-transform",
+    }
+    try:
+        if _not_modified(request, etag, modified):
+            response = HttpResponse(status=304)
+            _set_headers(response, headers)
+            close()
+            return response
+        span = None
+        range_header = request.META.get("HTTP_RANGE")
+        if range_header and _range_applies(request, etag, modified):
+            span = parse_range(range_header, size)
+    except BaseException:
+        close()
+        raise
+    start, end = span or (0, size - 1)
+    status = 206 if span else 200
+    if request.method == "HEAD":
+        close()
+        response = HttpResponse(status=status, content_type=content_type)
+    else:
+        response = StreamingHttpResponse(_Body(chunks(start, end), close), status=status, content_type=content_type)
+    _set_headers(response, headers)
+    response["Content-Length"] = str(end - start + 1)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     if span:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"

@@ -101,6 +101,13 @@ class SystemSettings(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Days the metadata of a recording deleted on request is kept (status deleted) before the purge removes it.",
     )
+    stereo_file = models.BooleanField(
+        default=False,
+        help_text="Also store the 2-channel MP3 (customer left, operator right) with the separated legs.",
+    )
+    keep_lossless = models.BooleanField(
+        default=False, help_text="Also store a FLAC copy of every MP3 produced at ingest (format=flac|wav)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -3,6 +3,7 @@ endpoint shares, and which endpoints the schema covers."""
 
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -35,6 +36,14 @@ ERROR_MEANINGS = {
     429: "The burst limit or the month's quota is used up; see Retry-After.",
     500: "Unexpected; exception_id is in the server log.",
 }
+
+
+class SchemaFormatNegotiation(DefaultContentNegotiation):
+    """`/public/api/schema/?format=json`: DRF's URL format override is off (format belongs to
+    the download), so the schema view honours the parameter itself."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return super().select_renderer(request, renderers, format_suffix or request.query_params.get("format"))
 
 
 def error_responses(*statuses):

@@ -300,6 +300,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "biztel.errors.drf_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # `format` is the download's own parameter (mp3|flac|wav, SPEC.md §7), not DRF's renderer
+    # choice; the schema view reads it itself (biztel/openapi.py).
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stereo recording gateway API",

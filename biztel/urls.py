@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from biztel import health
 from biztel.errors import not_found_view
+from biztel.openapi import SchemaFormatNegotiation
 from recordings.day_views import DayArchiveView, DayListView
 from recordings.ingest_views import RecordingIngestView
 from recordings.lifecycle_views import RecordingHoldView, RecordingView
@@ -25,7 +26,7 @@ urlpatterns = [
     path("public/api/v1/recordings/<str:recording_id>", RecordingView.as_view(), name="recording"),
     path("public/api/v1/recordings/<str:recording_id>/hold", RecordingHoldView.as_view(), name="recording-hold"),
     path("internal/api/v1/recordings", RecordingIngestView.as_view(), name="recording-ingest"),
-    path("public/api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("public/api/schema/", SpectacularAPIView.as_view(content_negotiation_class=SchemaFormatNegotiation), name="api-schema"),
     path("public/api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("public/api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     # Anything else under the APIs answers with the six-key JSON too.

@@ -14,8 +14,15 @@ class RecordingFileInline(admin.TabularInline):
     model = RecordingFile
     extra = 0
     can_delete = False
-    fields = ("content_type", "name", "size", "sha256", "duration", "audio_detected", "created_at", "expires", "deleted_at")
+    fields = (
+        "content_type", "name", "size", "sha256", "duration", "audio_detected", "lossless", "created_at", "expires",
+        "deleted_at",
+    )
     readonly_fields = fields
+
+    @admin.display(description="lossless copy (FLAC)")
+    def lossless(self, obj):
+        return f"{obj.lossless_size} bytes, SHA-256 {obj.lossless_sha256}" if obj.lossless_sha256 else "-"
 
     @admin.display(description="expires")
     def expires(self, obj):

@@ -1,7 +1,8 @@
 """The bulk download of one day's files (SPEC.md §2.5): the zip archive and the export.
 
 Both hold the files still stored of the recordings that started that (local) day,
-mixed and separated, under their own names, and manifest.csv. Memory stays flat
+mixed, separated and stereo, under their own names, and manifest.csv (lossless copies
+stay out: they are served one by one with format=flac|wav). Memory stays flat
 whatever the size of the day: files are copied into the zip in chunks (stored, not
 compressed: MP3 does not shrink), the rows are read in chunks and the manifest is
 spooled to disk once it grows.

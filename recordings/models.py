@@ -6,6 +6,7 @@ class ContentType(models.TextChoices):
     MONAURAL = "monaural", "monaural (mixed)"
     LEFT = "left", "left (customer)"
     RIGHT = "right", "right (operator)"
+    STEREO = "stereo", "stereo (customer left, operator right)"
 
 
 class EndCause(models.TextChoices):
@@ -76,6 +77,8 @@ class RecordingFile(models.Model):
     sha256 = models.CharField(max_length=64)
     duration = models.FloatField(help_text="Seconds.")
     audio_detected = models.BooleanField(default=True, help_text="False when the file is silence only.")
+    lossless_size = models.BigIntegerField(null=True, blank=True, help_text="Bytes of the FLAC copy; empty: none.")
+    lossless_sha256 = models.CharField(max_length=64, null=True, blank=True, help_text="SHA-256 of the FLAC copy.")
     created_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True, blank=True)
 
@@ -97,6 +100,13 @@ class RecordingFile(models.Model):
     @property
     def exists(self):
         return self.deleted_at is None
+
+    @property
+    def lossless_path(self):
+        """Where the FLAC copy is stored, when there is one (lossless_sha256 set)."""
+        from recordings.naming import lossless_path
+
+        return lossless_path(self.path)
 
     def expires_at(self, settings_row):
         """When the purge will delete it under these settings (None: kept); see recordings/purge.py."""

@@ -1,7 +1,13 @@
-"""MPEG audio Layer III frame headers: enough to check an MP3 and know its length.
+"""MPEG audio Layer III frame headers and the LAME info tag: enough to check an MP3,
+know its exact length, and write the tag when LAME cannot.
 
-Pure parsing, no decoding. Used for MP3 legs handed over as they are and by the
-tests that check what the encoder produced.
+Pure functions, no decoding. Used for MP3 legs handed over as they are, by the encoder
+(recordings/audio.py) and by the tests that check what it produced.
+
+The info tag is the "Mp3 Info Tag rev 1" layout LAME writes: a silent first frame
+holding `Info` (CBR; `Xing` for VBR), frame and byte counts, a seek table, then LAME's
+extension with the encoder delay and padding that decoders drop to give back exactly
+the encoded samples.
 """
 
 import mmap
@@ -35,7 +41,9 @@ class Mp3Info:
     channels: int
     bitrates: frozenset
     frames: int
-    duration: float
+    duration: float  # of the decoded samples: the encoder delay and padding taken off when tagged
+    delay: int = None  # from the LAME info tag; None when the file has none
+    padding: int = None
 
     @property
     def is_cbr(self):
@@ -57,8 +65,13 @@ def parse_header(b):
     padding = (b[2] >> 1) & 1
     channels = 1 if (b[3] >> 6) == 0b11 else 2
     samples = 1152 if version == 1 else 576
-    length = (samples // 8) * bitrate * 1000 // sample_rate + padding
+    length = frame_length(version, bitrate, sample_rate, padding)
     return FrameHeader(version, bitrate, sample_rate, channels, length, samples)
+
+
+def frame_length(version, bitrate, sample_rate, padding=0):
+    samples = 1152 if version == 1 else 576
+    return (samples // 8) * bitrate * 1000 // sample_rate + padding
 
 
 def _skip_id3v2(data):
@@ -90,6 +103,7 @@ def _inspect(data):
     frames = 0
     samples = 0
     bitrates = set()
+    tag = None
     while pos + 4 <= end:
         header = parse_header(data[pos : pos + 4])
         if header is None:
@@ -101,11 +115,125 @@ def _inspect(data):
         if pos + header.length > end:
             raise NotMp3("truncated last frame")
         frames += 1
-        frame_head = data[pos : pos + min(header.length, 64)]
-        if frames > 1 or (b"Xing" not in frame_head and b"Info" not in frame_head):
-            samples += header.samples  # a leading Xing/Info frame carries no audio
-        bitrates.add(header.bitrate_kbps)
+        if frames > 1 or info_tag_offset(data[pos : pos + header.length], header) is None:
+            samples += header.samples
+            bitrates.add(header.bitrate_kbps)
+        else:
+            tag = data[pos : pos + header.length]  # a leading Xing/Info frame carries no audio
         pos += header.length
     if first is None:
         raise NotMp3("no MPEG audio frames")
-    return Mp3Info(first.sample_rate, first.channels, frozenset(bitrates), frames, samples / first.sample_rate)
+    delay, padding = lame_delay_and_padding(tag, first) if tag is not None else (None, None)
+    decoded = samples - (delay or 0) - (padding or 0) if delay is not None else samples
+    return Mp3Info(
+        first.sample_rate, first.channels, frozenset(bitrates), frames, decoded / first.sample_rate, delay, padding
+    )
+
+
+# --- the LAME info tag --------------------------------------------------------------------
+
+XING_FLAGS = 0x0F  # frames, bytes, seek table and quality present
+XING_SIZE = 120  # "Info", flags, frames, bytes, 100-entry seek table, quality
+LAME_EXTENSION_SIZE = 36
+
+
+def mpeg_version(sample_rate):
+    return next(version for version, rates in _SAMPLE_RATES.items() if sample_rate in rates)
+
+
+def lame_writes_tag(*, sample_rate, kbps, channels):
+    """Whether LAME's own tag fits in a frame of the stream (it writes none otherwise)."""
+    version = mpeg_version(sample_rate)
+    needed = 4 + side_info_size(version, channels) + XING_SIZE + LAME_EXTENSION_SIZE
+    return frame_length(version, kbps, sample_rate) >= needed
+
+
+def side_info_size(version, channels):
+    if version == 1:
+        return 17 if channels == 1 else 32
+    return 9 if channels == 1 else 17
+
+
+def info_tag_offset(frame, header):
+    """Where `Info`/`Xing` starts in a first frame, or None when it is an audio frame."""
+    offset = 4 + side_info_size(header.version, header.channels)
+    return offset if bytes(frame[offset : offset + 4]) in (b"Info", b"Xing") else None
+
+
+def lame_delay_and_padding(frame, header):
+    """(encoder delay, padding) from a LAME extension, or (None, None)."""
+    offset = info_tag_offset(frame, header)
+    flags = int.from_bytes(frame[offset + 4 : offset + 8], "big")
+    extension = offset + 8 + 4 * bool(flags & 1) + 4 * bool(flags & 2) + 100 * bool(flags & 4) + 4 * bool(flags & 8)
+    if len(frame) < extension + 24 or bytes(frame[extension : extension + 4]) not in (b"LAME", b"Lavf", b"Lavc"):
+        return None, None
+    a, b, c = frame[extension + 21 : extension + 24]
+    return (a << 4) | (b >> 4), ((b & 0x0F) << 8) | c
+
+
+def crc16(data, crc=0):
+    """CRC-16/ARC (polynomial 0x8005, reflected), the checksum of the info tag."""
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def _tag_bitrate_index(header):
+    table = _BITRATES[1 if header.version == 1 else 2]
+    needed = 4 + side_info_size(header.version, header.channels) + XING_SIZE + LAME_EXTENSION_SIZE
+    return next(
+        i for i in range(1, 15)
+        if table[i] >= header.bitrate_kbps and frame_length(header.version, table[i], header.sample_rate) >= needed
+    )
+
+
+def info_tag_frame_length(*, sample_rate, kbps, channels):
+    """The length info_tag_frame() will have for such a stream."""
+    version = mpeg_version(sample_rate)
+    header = FrameHeader(version, kbps, sample_rate, channels, 0, 0)
+    return frame_length(version, _BITRATES[1 if version == 1 else 2][_tag_bitrate_index(header)], sample_rate)
+
+
+def info_tag_frame(
+    *, audio_header, audio_frames, audio_bytes, delay, padding, quality, vbr_q, lowpass, ath_type, encoder
+):
+    """A LAME info tag frame for a CBR stream whose frames carry `audio_header`.
+
+    For what LAME itself cannot tag (its frame would be too small for the tag: 16 kHz mono
+    at 32 kbps); the frame takes the smallest bit rate whose frame holds the tag, which
+    decoders accept (the tag frame is not audio). The music CRC is left 0: nobody checks
+    it and computing it would cost a pass over the whole file in Python."""
+    header = parse_header(audio_header)
+    offset = 4 + side_info_size(header.version, header.channels)
+    table = _BITRATES[1 if header.version == 1 else 2]
+    index = _tag_bitrate_index(header)
+    length = frame_length(header.version, table[index], header.sample_rate)
+    total = length + audio_bytes
+    frame = bytearray(length)
+    # no CRC, the tag frame's bit rate, no padding bit; mode and flags as the audio frames
+    frame[0:4] = bytes(
+        (0xFF, audio_header[1] | 0x01, (index << 4) | (audio_header[2] & 0x0C), audio_header[3] & 0xCF)
+    )
+    toc = bytes(
+        min(255, 256 * (length + (audio_frames * i // 100) * header.length) // total) for i in range(100)
+    )
+    xing = b"Info" + XING_FLAGS.to_bytes(4, "big") + audio_frames.to_bytes(4, "big") + total.to_bytes(4, "big")
+    xing += toc + (100 - 10 * vbr_q - quality).to_bytes(4, "big")
+    name = f"LAME{encoder}".encode()[:9].ljust(9, b" ")
+    extension = (
+        name
+        + bytes((0x01, min(255, round(lowpass / 100))))  # tag revision 0, CBR; lowpass in 100 Hz
+        + bytes(8)  # no replay gain
+        + bytes(((1 << 4) | (ath_type & 0x0F), min(255, header.bitrate_kbps)))
+        + bytes((delay >> 4, ((delay & 0x0F) << 4) | (padding >> 8), padding & 0xFF))
+        + bytes(((0 if header.channels == 1 else 1) << 2, 0))  # misc: stereo mode; MP3 gain
+        + min(header.bitrate_kbps, 0x7FF).to_bytes(2, "big")  # preset: the CBR bit rate, as LAME writes it
+        + total.to_bytes(4, "big")
+        + bytes(2)  # music CRC, see above
+    )
+    frame[offset : offset + len(xing) + len(extension)] = xing + extension
+    end = offset + len(xing) + len(extension)
+    frame[end : end + 2] = crc16(frame[:end]).to_bytes(2, "big")
+    return bytes(frame)

@@ -2,8 +2,8 @@
 
 import re
 
-CONTENT_TYPES = ("monaural", "left", "right")
-LEG_SUFFIX = {"monaural": "", "left": "_l", "right": "_r"}
+CONTENT_TYPES = ("monaural", "left", "right", "stereo")
+LEG_SUFFIX = {"monaural": "", "left": "_l", "right": "_r", "stereo": "_lr"}
 SIDES = ("SRC", "DST")
 
 _NUMBER = re.compile(r"[0-9]+")
@@ -24,6 +24,16 @@ def file_name(*, started_at, caller, callee, key, side, content_type):
     stamp = started_at.strftime("%Y%m%d%H%M%S")
     number_a, number_b = normalize_number(caller), normalize_number(callee)
     return f"{stamp}-{number_a}-{number_b}-{key}-{side}{LEG_SUFFIX[content_type]}.mp3"
+
+
+def lossless_path(mp3_path):
+    """The FLAC copy lives beside its MP3 under the same name: `….mp3` -> `….flac`."""
+    return mp3_path.removesuffix(".mp3") + ".flac"
+
+
+def with_extension(name, extension):
+    """A stored file's name for another format: `…-SRC_l.mp3` -> `…-SRC_l.wav`."""
+    return name.removesuffix(".mp3") + "." + extension
 
 
 def day_folder(started_at):

@@ -3,7 +3,8 @@
 What is due is decided when the purge runs, from the time a file was stored and the
 retention in force at that moment, so switching the bulk-download licence on or off,
 or changing a retention period, applies to the files already stored as well.
-Each file is deleted from storage first and marked deleted after; a file that cannot
+Each file is deleted from storage first (its FLAC copy, then the MP3) and marked deleted
+after; a file that cannot
 be deleted stays unmarked and so stays due for the next run. A run that is
 interrupted leaves at most some files gone but unmarked, which the next run marks
 (deleting a missing file counts as done). The files of a recording under legal hold are
@@ -38,7 +39,7 @@ class PurgeOutcome:
 def due_cutoffs(*, now, settings_row):
     """(content type, stored at or before) pairs of the kinds that expire at all."""
     cutoffs = []
-    for content_type in (ContentType.LEFT, ContentType.RIGHT, ContentType.MONAURAL):
+    for content_type in ContentType.values:
         days = retention_days(content_type, settings_row)
         if days is not None:
             cutoffs.append((content_type, now - timedelta(days=days)))
@@ -56,7 +57,7 @@ def _due_batches(content_type, cutoff, batch_size):
         if after is not None:
             started, pk = after
             due = due.filter(Q(created_at__gt=started) | Q(created_at=started, pk__gt=pk), created_at__gte=started)
-        batch = list(due.order_by("created_at", "pk").only("pk", "path", "created_at")[:batch_size])
+        batch = list(due.order_by("created_at", "pk").only("pk", "path", "created_at", "lossless_sha256")[:batch_size])
         if not batch:
             return
         yield batch
@@ -77,6 +78,12 @@ def _delete(relative, outcome, report):
     return True
 
 
+def _paths(stored):
+    """What is stored for a file row: the lossless copy (same retention) and the MP3. The
+    MP3 goes last: a run stopped in between leaves the row due, and the next one ends it."""
+    return ([stored.lossless_path] if stored.lossless_sha256 else []) + [stored.path]
+
+
 def _quiet(verb, relative, error):
     pass
 
@@ -95,10 +102,11 @@ def purge_due(*, now=None, dry_run=False, batch_size=BATCH_SIZE, report=_quiet):
         for batch in _due_batches(content_type, cutoff, batch_size):
             if dry_run:
                 for stored in batch:
-                    report("would delete", stored.path, None)
+                    for relative in _paths(stored):
+                        report("would delete", relative, None)
                 outcome.files += len(batch)
                 continue
-            deleted = [stored.pk for stored in batch if _delete(stored.path, outcome, report)]
+            deleted = [stored.pk for stored in batch if all(_delete(p, outcome, report) for p in _paths(stored))]
             RecordingFile.objects.filter(pk__in=deleted, deleted_at__isnull=True).update(deleted_at=timezone.now())
             outcome.files += len(deleted)
 

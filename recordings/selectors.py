@@ -15,7 +15,8 @@ _ID = re.compile(r"[0-9A-Za-z._-]{1,64}")
 
 # The download's lookup (biztel/sql.py). The rows built from it carry only these fields.
 _RECORDING_AND_FILE = """
-SELECT r.id, r.request_id, r."group", f.id, f.name, f.path, f.size, f.sha256, f.created_at
+SELECT r.id, r.request_id, r."group", f.id, f.name, f.path, f.size, f.sha256, f.created_at,
+       f.lossless_size, f.lossless_sha256
   FROM recordings_recording r
   LEFT JOIN recordings_recordingfile f
     ON f.recording_id = r.id AND f.content_type = %(content_type)s AND f.deleted_at IS NULL
@@ -32,13 +33,13 @@ def recording_and_file(identifier, content_type):
     row = fetch_one(_RECORDING_AND_FILE, {"id": identifier, "content_type": content_type})
     if row is None:
         return None, None
-    recording_id, request_id, group, file_id, name, path, size, sha256, created_at = row
+    recording_id, request_id, group, file_id, name, path, size, sha256, created_at, lossless_size, lossless_sha256 = row
     recording = Recording(id=recording_id, request_id=request_id, group=group)
     if file_id is None:
         return recording, None
     stored = RecordingFile(
         id=file_id, recording=recording, content_type=content_type, name=name, path=path, size=size,
-        sha256=sha256, created_at=created_at,
+        sha256=sha256, created_at=created_at, lossless_size=lossless_size, lossless_sha256=lossless_sha256,
     )
     return recording, stored
 

@@ -18,6 +18,7 @@ def file_data(stored):
         "created_at": timezone.localtime(stored.created_at).isoformat(),
         "expires_at": timezone.localtime(expires_at).isoformat() if expires_at else None,
         "exists": stored.deleted_at is None,
+        "lossless": {"bytes": stored.lossless_size, "sha256": stored.lossless_sha256} if stored.lossless_sha256 else None,
     }
 
 

@@ -83,6 +83,9 @@ class PreparedFile:
     sha256: str
     duration: float
     audio_detected: bool = True
+    lossless_temp_path: Path = None  # the FLAC copy, when kept
+    lossless_size: int = None
+    lossless_sha256: str = None
 
 
 def prepare_mp3(content_type, source):
@@ -170,9 +173,10 @@ def _source(field, file):
     return Source(field, file, kind, reader)
 
 
-def _plan(sources, separate):
-    """{content type: recipe} of what to encode, and {content type: source} of MP3s stored
-    as they are. A recipe is [(source field, channel), ...], mixed with saturation."""
+def _plan(sources, separate, stereo_file):
+    """{content type: channels} of what to encode, and {content type: source} of MP3s stored
+    as they are. channels has one recipe per output channel (one for the mono files, two for
+    the stereo file); a recipe is [(source field, channel), ...], mixed with saturation."""
     encode, keep = {}, {}
     if "stereo" in sources:
         legs = {ContentType.LEFT: [("stereo", 0)], ContentType.RIGHT: [("stereo", 1)]}
@@ -185,16 +189,19 @@ def _plan(sources, separate):
         if mixed.kind == "mp3":
             keep[ContentType.MONAURAL] = mixed
         else:
-            encode[ContentType.MONAURAL] = [("mixed", 0)]
+            encode[ContentType.MONAURAL] = [[("mixed", 0)]]
     else:
-        encode[ContentType.MONAURAL] = legs[ContentType.LEFT] + legs[ContentType.RIGHT]
+        encode[ContentType.MONAURAL] = [legs[ContentType.LEFT] + legs[ContentType.RIGHT]]
     if separate:
         for content_type, recipe in legs.items():
             source = sources[recipe[0][0]]
             if source.kind == "mp3":
                 keep[content_type] = source
             else:
-                encode[content_type] = recipe
+                encode[content_type] = [recipe]
+        # MP3 legs are stored as they are and never decoded: no stereo file from them.
+        if stereo_file and ContentType.LEFT in encode and ContentType.RIGHT in encode:
+            encode[ContentType.STEREO] = [legs[ContentType.LEFT], legs[ContentType.RIGHT]]
     return encode, keep
 
 
@@ -226,12 +233,16 @@ def recording_ingest(*, fields, stereo=None, mixed=None, left=None, right=None):
         raise ValidationFailed(messages=errors)
 
     settings_row = config.current()
-    encode, keep = _plan(sources, separation_applies(settings_row, call["external_number"]))
+    encode, keep = _plan(
+        sources, separation_applies(settings_row, call["external_number"]), settings_row.stereo_file
+    )
     prepared = []
     try:
         for content_type, source in keep.items():
             prepared.append(prepare_mp3(content_type, source.file))
-        prepared.extend(_encode(sources, encode, settings_row.mp3_bitrate_kbps))
+        prepared.extend(
+            _encode(sources, encode, kbps=settings_row.mp3_bitrate_kbps, lossless=settings_row.keep_lossless)
+        )
         return recording_store(call=call, prepared=prepared, settings_row=settings_row), True
     except IntegrityError:
         # The same call arrived twice at once and the other upload committed first.
@@ -242,24 +253,30 @@ def recording_ingest(*, fields, stereo=None, mixed=None, left=None, right=None):
     finally:
         for item in prepared:
             storage.discard(item.temp_path)
+            if item.lossless_temp_path is not None:
+                storage.discard(item.lossless_temp_path)
 
 
 @metrics.INGEST_ENCODE_SECONDS.time()
-def _encode(sources, plan, kbps):
-    """Encode the planned outputs into temporary files; returns their PreparedFiles."""
+def _encode(sources, plan, *, kbps, lossless):
+    """Encode the planned outputs (and their FLAC copies when `lossless`) into temporary
+    files; returns their PreparedFiles."""
     if not plan:
         return []
-    fields = sorted({field for recipe in plan.values() for field, _ in recipe})
+    fields = sorted({field for channels in plan.values() for recipe in channels for field, _ in recipe})
     inputs = [sources[field].wav for field in fields]
     temp_paths = {content_type: storage.new_temp_path() for content_type in plan}
+    flac_paths = {content_type: storage.new_temp_path() for content_type in plan} if lossless else {}
     try:
         with ExitStack() as stack:
             outputs = {
-                content_type: (
-                    stack.enter_context(open(temp_paths[content_type], "wb")),
-                    [(fields.index(field), channel) for field, channel in recipe],
+                content_type: audio.Output(
+                    # w+b: the MP3's first frame, its info tag, is written when the encode is done
+                    mp3=stack.enter_context(open(temp_paths[content_type], "w+b")),
+                    channels=[[(fields.index(field), channel) for field, channel in recipe] for recipe in channels],
+                    flac=stack.enter_context(open(flac_paths[content_type], "w+b")) if lossless else None,
                 )
-                for content_type, recipe in plan.items()
+                for content_type, channels in plan.items()
             }
             try:
                 encoded = audio.transcode(inputs=inputs, outputs=outputs, kbps=kbps)
@@ -267,7 +284,7 @@ def _encode(sources, plan, kbps):
                 bad = [fields[exc.input_index]] if exc.input_index is not None else fields
                 raise ValidationFailed(messages={field: [str(exc)] for field in bad}) from None
     except BaseException:
-        for path in temp_paths.values():
+        for path in [*temp_paths.values(), *flac_paths.values()]:
             storage.discard(path)
         raise
     return [
@@ -278,6 +295,9 @@ def _encode(sources, plan, kbps):
             result.sha256,
             result.duration,
             result.audio_detected,
+            flac_paths.get(content_type),
+            result.lossless_size,
+            result.lossless_sha256,
         )
         for content_type, result in encoded.items()
     ]
@@ -320,6 +340,8 @@ def recording_store(*, call, prepared, settings_row):
                 )
                 relative = f"{naming.day_folder(local_start)}/{name}"
                 placements.append((item.temp_path, relative))
+                if item.lossless_temp_path is not None:
+                    placements.append((item.lossless_temp_path, naming.lossless_path(relative)))
                 RecordingFile.objects.create(
                     recording=recording,
                     content_type=item.content_type,
@@ -329,6 +351,8 @@ def recording_store(*, call, prepared, settings_row):
                     sha256=item.sha256,
                     duration=round(item.duration, 3),
                     audio_detected=item.audio_detected,
+                    lossless_size=item.lossless_size,
+                    lossless_sha256=item.lossless_sha256,
                     created_at=now,
                 )
             event_create_recording_completed(recording=recording)

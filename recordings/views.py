@@ -1,15 +1,27 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 
-from biztel.downloads import file_response
+import hashlib
+
+from biztel.downloads import file_response, streamed_response
 from biztel.errors import NotFound, Unauthorized, ValidationFailed
 from biztel.models import Role
 from biztel.openapi import error_responses
 from biztel.public import PublicApiView
+from recordings import audio, naming, storage
 from recordings.models import ContentType
 from recordings.selectors import recording_and_file
 
 CONTENT_TYPE_MESSAGE = "選択されたmonitor log monitor typeは正しくありません"
+FORMATS = ("mp3", "flac", "wav")
+FORMAT_MESSAGE = "The format must be mp3, flac or wav."
+MEDIA_TYPES = {"mp3": "audio/mpeg", "flac": "audio/flac", "wav": "audio/wav"}
+
+
+def wav_etag(lossless_sha256):
+    """The WAV's strong ETag: it is made from the FLAC, so it changes with it, yet differs
+    from the FLAC's own (the SHA-256 of the FLAC's SHA-256 followed by "-wav")."""
+    return hashlib.sha256(f"{lossless_sha256}-wav".encode()).hexdigest()
 
 
 def may_download(account, recording, settings_row):
@@ -21,7 +33,7 @@ def may_download(account, recording, settings_row):
 
 
 class RecordingDownloadView(PublicApiView):
-    """GET/HEAD /public/api/v1/monitor/<id>?content_type=monaural|left|right"""
+    """GET/HEAD /public/api/v1/monitor/<id>?content_type=monaural|left|right|stereo&format=mp3|flac|wav"""
 
     @extend_schema(
         operation_id="monitor_download",
@@ -34,12 +46,28 @@ class RecordingDownloadView(PublicApiView):
             ),
             OpenApiParameter(
                 "content_type", str, enum=ContentType.values, default=ContentType.MONAURAL,
-                description="monaural: both parties mixed; left: the customer; right: the operator.",
+                description=(
+                    "monaural: both parties mixed; left: the customer; right: the operator; stereo: one 2-channel "
+                    "file, the customer on channel 0 (left), the operator on channel 1 (right)."
+                ),
+            ),
+            OpenApiParameter(
+                "format", str, enum=FORMATS, default="mp3",
+                description=(
+                    "mp3: the MP3; flac: its lossless copy (kept when the setting keep_lossless was on); wav: "
+                    "16-bit PCM WAV made from the lossless copy. No lossless copy: 404."
+                ),
             ),
         ],
         responses={
-            (200, "audio/mpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The MP3; Range gives 206."),
-            (206, "audio/mpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The requested byte range."),
+            **{
+                (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description="The file; Range gives 206.")
+                for media_type in MEDIA_TYPES.values()
+            },
+            **{
+                (206, media_type): OpenApiResponse(OpenApiTypes.BINARY, description="The requested byte range.")
+                for media_type in MEDIA_TYPES.values()
+            },
             304: OpenApiResponse(description="Not modified (If-None-Match or If-Modified-Since)."),
             **error_responses(400, 401, 403, 404, 416, 429, 500),
         },
@@ -49,6 +77,9 @@ class RecordingDownloadView(PublicApiView):
         content_type = request.GET.get("content_type", ContentType.MONAURAL)
         if content_type not in ContentType.values:
             raise ValidationFailed(CONTENT_TYPE_MESSAGE, messages={"content_type": [CONTENT_TYPE_MESSAGE]})
+        file_format = request.GET.get("format", "mp3")
+        if file_format not in FORMATS:
+            raise ValidationFailed(FORMAT_MESSAGE, messages={"format": [FORMAT_MESSAGE]})
         self.log_content_type = content_type
         if content_type != ContentType.MONAURAL and not self.system.voice_file_separation:
             raise Unauthorized()
@@ -58,17 +89,29 @@ class RecordingDownloadView(PublicApiView):
         self.log_recording = recording
         if not may_download(account, recording, self.system):
             raise Unauthorized()
-        if stored is None:
+        if stored is None or (file_format != "mp3" and not stored.lossless_sha256):
             raise NotFound()
         try:
-            return file_response(
-                request,
-                relative_path=stored.path,
-                name=stored.name,
-                size=stored.size,
-                sha256=stored.sha256,
-                modified=stored.created_at,
-            )
+            if file_format == "mp3":
+                return file_response(
+                    request,
+                    relative_path=stored.path,
+                    name=stored.name,
+                    size=stored.size,
+                    sha256=stored.sha256,
+                    modified=stored.created_at,
+                )
+            if file_format == "flac":
+                return file_response(
+                    request,
+                    relative_path=stored.lossless_path,
+                    name=naming.with_extension(stored.name, "flac"),
+                    size=stored.lossless_size,
+                    sha256=stored.lossless_sha256,
+                    modified=stored.created_at,
+                    content_type=MEDIA_TYPES["flac"],
+                )
+            return wav_response(request, stored)
         except FileNotFoundError:
             # Purged between the lookup and the open: that is a 404. A file missing
             # while its row says stored is an inconsistency, left to answer 500.
@@ -77,3 +120,19 @@ class RecordingDownloadView(PublicApiView):
             raise
 
     head = get
+
+
+def wav_response(request, stored):
+    """The WAV, made from the FLAC copy while it is sent (there is no stored WAV, so Django
+    sends it itself, also behind nginx)."""
+    wav = audio.WavFromFlac(storage.open_for_read(stored.lossless_path))
+    return streamed_response(
+        request,
+        name=naming.with_extension(stored.name, "wav"),
+        size=wav.size,
+        etag=wav_etag(stored.lossless_sha256),
+        modified=stored.created_at,
+        content_type=MEDIA_TYPES["wav"],
+        chunks=wav.chunks,
+        close=wav.close,
+    )

@@ -174,7 +174,7 @@ def test_recording_file_api_disabled_in_settings_is_unauthorized(client, recordi
     assert response.json() == UNAUTHORIZED
 
 
-@pytest.mark.parametrize("content_type", ["stereo", "", "LEFT", "mono"])
+@pytest.mark.parametrize("content_type", ["lr", "", "LEFT", "mono"])
 def test_unknown_content_type_is_a_validation_error(client, recording, token, content_type):
     response = get(client, recording.request_id, token=token, content_type=content_type)
     assert response.status_code == 400

@@ -6,6 +6,7 @@ curl of SPEC.md §3.1 fetches the three files over HTTPS. Every answer is compar
 with the direct path (gunicorn answering the download itself).
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -75,6 +76,8 @@ def call(stack, receiver, tmp_path_factory):
     stack.manage("import_callactions", str(actions))
     pbx_token = stack.manage("create_api_token", "--username", "pbx", "--role", "pbx").strip()
     token = stack.manage("create_api_token", "--username", "asr", "--role", "administrator").strip()
+    # The stereo file and the FLAC copies too (SPEC.md §7): nginx sends stored files, Django the WAV.
+    stack.set_system(stereo_file="true", keep_lossless="true")
     recording = ingest_stereo_call(stack, pbx_token, CALL)
     return {"recording": recording, "token": token, "folder": folder}
 
@@ -134,6 +137,22 @@ def test_nginx_sent_the_bytes_of_each_file(stack, call):
             if f"file={ACCEL_PREFIX}{path} " in line and f" 200 {stored['bytes']} " in line
         ]
         assert served, stack.download_log()
+
+
+def test_nginx_sends_the_flac_copy_and_django_streams_the_wav_made_from_it(stack, call):
+    stored = call["recording"]["files"]["stereo"]
+    flac = get(stack, call, f"/public/api/v1/monitor/{REQUEST_ID}?content_type=stereo&format=flac")
+    assert (flac.status_code, flac.headers["Content-Type"]) == (200, "audio/flac")
+    assert hashlib.sha256(flac.content).hexdigest() == stored["lossless"]["sha256"]
+    path = stack.stored_file(stored["name"]).relative_to(stack.media_root).with_suffix(".flac")
+    assert any(f"file={ACCEL_PREFIX}{path} " in line for line in stack.download_log().splitlines())
+    wav = get(stack, call, f"/public/api/v1/monitor/{REQUEST_ID}?content_type=stereo&format=wav")
+    direct = get(stack, call, f"/public/api/v1/monitor/{REQUEST_ID}?content_type=stereo&format=wav", direct=True)
+    assert (wav.status_code, wav.headers["Content-Type"]) == (200, "audio/wav")
+    assert wav.content == direct.content
+    assert int(wav.headers["Content-Length"]) == len(wav.content) == 44 + 3 * 8000 * 2 * 2
+    part = get(stack, call, f"/public/api/v1/monitor/{REQUEST_ID}?content_type=stereo&format=wav", Range="bytes=40-99")
+    assert (part.status_code, part.content) == (206, wav.content[40:100])
 
 
 def test_a_download_through_nginx_has_the_headers_of_the_direct_path(stack, call):

@@ -64,12 +64,14 @@ def test_every_produced_mp3_is_mono_32_kbps_cbr_at_the_input_rate(stereo_call):
         assert (info.channels, info.sample_rate, set(info.bitrates)) == (1, 8000, {32})
 
 
-def test_durations_are_exact_although_the_mp3_frames_overstate_them():
+def test_durations_are_exact_and_the_mp3s_info_tag_takes_off_the_encoder_delay_and_padding():
     recording, files = ingest(stereo=wav_bytes([tone(440, 2.5), tone(1000, 2.5)]))
     for stored in files.values():
         assert stored.duration == pytest.approx(2.5, abs=0.05)
-        # LAME's encoder delay and padding: the frames hold more than was recorded.
-        assert mp3.inspect(stored_path(stored)).duration > 2.5
+        # The frames hold LAME's encoder delay and padding; the info tag says how much.
+        info = mp3.inspect(stored_path(stored))
+        assert info.delay == 576 and info.padding > 0
+        assert info.duration == 2.5
     assert recording.duration == pytest.approx(2.5, abs=0.05)
 
 

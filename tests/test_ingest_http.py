@@ -75,7 +75,8 @@ def test_a_stereo_wav_is_stored_as_three_mp3s_and_answered_with_201(client, pbx)
     assert body["files"]["monaural"]["name"] == f"20190718161058-2006-2002-{key}-SRC.mp3"
     assert body["files"]["left"]["name"] == f"20190718161058-2006-2002-{key}-SRC_l.mp3"
     assert body["files"]["right"]["name"] == f"20190718161058-2006-2002-{key}-SRC_r.mp3"
-    for content_type in ContentType.values:
+    assert body["files"]["stereo"] is None  # the setting stereo_file is off by default
+    for content_type in (ContentType.MONAURAL, ContentType.LEFT, ContentType.RIGHT):
         stored = RecordingFile.objects.get(content_type=content_type)
         assert storage.full_path(stored.path).is_file()
         assert body["files"][content_type]["bytes"] == stored.size
@@ -100,7 +101,7 @@ def test_wav_legs_and_a_ready_mixed_mp3_are_accepted(client, pbx):
         client, pbx, left=wav_bytes([tone(440, 1)]), right=wav_bytes([tone(1000, 1)]), mixed=mp3_bytes(tone(440, 1))
     )
     assert response.status_code == 201, response.content
-    assert all(response.json()["files"][ct] for ct in ContentType.values)
+    assert all(response.json()["files"][ct] for ct in (ContentType.MONAURAL, ContentType.LEFT, ContentType.RIGHT))
 
 
 def test_only_the_mixed_mp3_is_stored_when_only_it_is_given(client, pbx):

@@ -2,7 +2,9 @@
 against the Debian `lame` command encoding the same three legs one after the other
 (`lame --noreplaygain -b 32 --cbr -m m`, one process per leg), in one run.
 
-Prints the time ratio (ingest / lame) and the ingest's peak memory. The ingest runs
+Prints the CPU ratio (user+system, ingest / lame: the steady figure on a shared machine),
+the wall-time ratio and the ingest's peak memory, with the default settings and then
+with `stereo_file` and with `keep_lossless` on, to show what each adds. The ingest runs
 as `manage.py ingest_recording` in a subprocess, so its figures include starting
 Django, reading the WAV, the database transaction and moving the files into place.
 """
@@ -80,17 +82,22 @@ def time_lame(paths, out):
     return time.perf_counter() - started, cpu
 
 
-def run_ingest(stereo, database_url, media, folder):
-    """(seconds, CPU seconds, peak RSS in MiB) of one `manage.py ingest_recording` process.
+def run_ingest(stereo, database_url, media, folder, *, number, settings=()):
+    """(seconds, CPU seconds, peak RSS in MiB) of one `manage.py ingest_recording` process,
+    after `biztel_settings --set` of the given NAME=VALUE settings.
 
     GNU time starts it: a child's peak RSS counts its parent's at fork time too, and this
     benchmark's own process (Django, the generated audio) is bigger than the ingest."""
     env = {**os.environ, "DATABASE_URL": database_url, "MEDIA_ROOT": str(media)}
+    configure = [sys.executable, "manage.py", "biztel_settings", "--set", "stereo_file=false", "--set", "keep_lossless=false"]
+    for item in settings:
+        configure += ["--set", item]
+    subprocess.run(configure, cwd=ROOT, env=env, capture_output=True, check=True)
     report = folder / "time.txt"
     command = [
         "/usr/bin/time", "-f", "%e %U %S %M", "-o", str(report),
         sys.executable, "manage.py", "ingest_recording",
-        "--request-id", "26010100000000000001", "--unique-id", "1767225600.1",
+        "--request-id", f"260101000000000000{number:02d}", "--unique-id", f"1767225600.{number}",
         "--started-at", "2026-01-01 09:00:00", "--caller", "0312345678", "--callee", "2001",
         "--side", "DST", "--external-number", "0312345678", "--extension", "2001", "--tel", "0312345678",
         "--stereo", str(stereo),
@@ -102,18 +109,35 @@ def run_ingest(stereo, database_url, media, folder):
     return float(elapsed), float(user) + float(system), int(max_kib) / 1024
 
 
+# What each run stores besides the three MP3s (mixed, left, right).
+RUNS = (
+    ("defaults", (), 3, 0),
+    ("stereo_file=true", ("stereo_file=true",), 4, 0),
+    ("keep_lossless=true", ("keep_lossless=true",), 3, 3),
+)
+
+
 def main():
     ensure_debian_packages(("lame", "lame"), ("/usr/bin/time", "time"))
+    print(f"(CPU is user+system time; wall time depends on what else the machine runs: {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f} at the start)", flush=True)
     with tempfile.TemporaryDirectory(prefix="biztel-bench-ingest-") as tmp:
         folder = Path(tmp)
         paths = write_inputs(folder)
         lame_seconds, lame_cpu = time_lame(paths, folder)
-        with bench_database() as database_url, media_root() as media:
-            ingest_seconds, ingest_cpu, peak_mib = run_ingest(paths["stereo"], database_url, media, folder)
-            stored = sorted(p.name for p in media.rglob("*.mp3"))
-    if len(stored) != 3:
-        raise RuntimeError(f"expected three MP3s, got {stored}")
-    print(f"ingest {MINUTES} min 8 kHz stereo WAV: ingest_recording {ingest_seconds:.1f} s "
-          f"({ingest_cpu:.1f} s CPU), lame x3 one after the other {lame_seconds:.1f} s ({lame_cpu:.1f} s CPU)", flush=True)
-    print(f"ingest time ratio (ingest_recording / lame x3): {ingest_seconds / lame_seconds:.2f}", flush=True)
-    print(f"ingest peak memory (RSS of the ingest process): {peak_mib:.0f} MiB", flush=True)
+        print(f"lame x3 one after the other ({MINUTES} min 8 kHz, -b 32 --cbr -m m, its default -q 3): "
+              f"{lame_seconds:.1f} s, {lame_cpu:.1f} s CPU", flush=True)
+        with bench_database() as database_url:
+            for number, (label, settings, mp3s, flacs) in enumerate(RUNS, start=1):
+                with media_root() as media:
+                    seconds, cpu, peak_mib = run_ingest(
+                        paths["stereo"], database_url, media, folder, number=number, settings=settings
+                    )
+                    stored = (len(list(media.rglob("*.mp3"))), len(list(media.rglob("*.flac"))))
+                if stored != (mp3s, flacs):
+                    raise RuntimeError(f"{label}: expected {mp3s} MP3s and {flacs} FLACs, got {stored}")
+                print(f"ingest_recording, {label}: {seconds:.1f} s, {cpu:.1f} s CPU, peak RSS {peak_mib:.0f} MiB", flush=True)
+                suffix = "" if label == "defaults" else f" [{label}]"
+                print(f"ingest CPU ratio (ingest_recording / lame x3){suffix}: {cpu / lame_cpu:.2f}", flush=True)
+                print(f"ingest time ratio (ingest_recording / lame x3){suffix}: {seconds / lame_seconds:.2f}", flush=True)
+                print(f"ingest peak memory (RSS of the ingest process){suffix}: {peak_mib:.0f} MiB", flush=True)

@@ -6,7 +6,7 @@ from recordings.archive import MANIFEST_NAME, day_export
 
 
 class Command(BaseCommand):
-    help = "Copy one day's stored files (mixed and separated) and manifest.csv into a folder."
+    help = "Copy one day's stored files (mixed, separated and stereo) and manifest.csv into a folder."
 
     def add_arguments(self, parser):
         parser.add_argument("--date", required=True, help="The day the calls started, YYYY-MM-DD (local time).")
