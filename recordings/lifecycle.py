@@ -33,7 +33,8 @@ def recording_files_delete(recording):
     """Delete every stored file of the recording from storage (a file already gone counts
     as deleted). The one place that knows which stored objects a recording has."""
     for stored in recording.files.all():
-        storage.delete(stored.path)
+        for relative in stored.stored_paths:
+            storage.delete(relative)
 
 
 def day_archive_discard(day):

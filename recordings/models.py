@@ -108,6 +108,13 @@ class RecordingFile(models.Model):
 
         return lossless_path(self.path)
 
+    @property
+    def stored_paths(self):
+        """Every stored object of this file: the lossless copy (same retention) and the MP3.
+        The MP3 goes last: a purge or delete stopped in between leaves the row as it was,
+        and the next run ends it."""
+        return ([self.lossless_path] if self.lossless_sha256 else []) + [self.path]
+
     def expires_at(self, settings_row):
         """When the purge will delete it under these settings (None: kept); see recordings/purge.py."""
         from recordings.retention import expiry_for

@@ -78,12 +78,6 @@ def _delete(relative, outcome, report):
     return True
 
 
-def _paths(stored):
-    """What is stored for a file row: the lossless copy (same retention) and the MP3. The
-    MP3 goes last: a run stopped in between leaves the row due, and the next one ends it."""
-    return ([stored.lossless_path] if stored.lossless_sha256 else []) + [stored.path]
-
-
 def _quiet(verb, relative, error):
     pass
 
@@ -102,11 +96,11 @@ def purge_due(*, now=None, dry_run=False, batch_size=BATCH_SIZE, report=_quiet):
         for batch in _due_batches(content_type, cutoff, batch_size):
             if dry_run:
                 for stored in batch:
-                    for relative in _paths(stored):
+                    for relative in stored.stored_paths:
                         report("would delete", relative, None)
                 outcome.files += len(batch)
                 continue
-            deleted = [stored.pk for stored in batch if all(_delete(p, outcome, report) for p in _paths(stored))]
+            deleted = [stored.pk for stored in batch if all(_delete(p, outcome, report) for p in stored.stored_paths)]
             RecordingFile.objects.filter(pk__in=deleted, deleted_at__isnull=True).update(deleted_at=timezone.now())
             outcome.files += len(deleted)
 

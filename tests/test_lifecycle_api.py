@@ -152,6 +152,23 @@ def test_a_delete_removes_every_file_from_storage_and_keeps_the_metadata_as_dele
     assert all(not file["exists"] for file in body["files"].values() if file)
 
 
+def test_a_delete_removes_the_stereo_file_and_every_lossless_copy_too(client, token, set_system, tmp_path, settings):
+    set_system(stereo_file=True, keep_lossless=True, burst_limit_per_second=100)
+    path = write_wav(tmp_path / "call.wav", [tone(440, 1), tone(1000, 1)])
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in call_fields().items() if v]
+    call_command("ingest_recording", *options, f"--stereo={path}", stdout=io.StringIO())
+    recording = Recording.objects.get()
+    stored = [relative for f in recording.files.all() for relative in f.stored_paths]
+    assert len(stored) == 8 and all(storage.exists(relative) for relative in stored)  # 4 MP3s, 4 FLACs
+    assert delete(client, token, recording.request_id).status_code == 204
+    assert not any(storage.exists(relative) for relative in stored)
+    for content_type in ("monaural", "left", "right", "stereo"):
+        for audio_format in ("mp3", "flac", "wav"):
+            answer = client.get(DOWNLOAD.format(recording.request_id), {"content_type": content_type, "format": audio_format}, **auth(token))
+            assert answer.status_code == 404, (content_type, audio_format)
+            assert answer.json() == NOT_FOUND
+
+
 def test_every_download_of_a_deleted_recording_is_the_404_row(client, token):
     recording = stored_recording()
     delete(client, token, recording.request_id)
