@@ -1,9 +1,20 @@
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "biztel.settings")
 
 app = Celery("biztel")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def _usable_database_connection(**kwargs):
+    """CELERY_DB_REUSE_MAX keeps connections across tasks, so Celery no longer replaces
+    one the database dropped: without this, every task after a restart or failover
+    would fail on the dead connection until the worker restarts."""
+    from django.db import close_old_connections
+
+    close_old_connections()

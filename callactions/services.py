@@ -241,11 +241,24 @@ def event_deliver(*, event_id):
             claim.event_ids = {event.pk for event in events}
             return _events_run(events, claim)
         except BaseException:
-            try:
-                Event.objects.filter(claim=claim.token).update(claim=None, claimed_until=None)
-            except DatabaseError:
-                pass  # the database is gone: the claims expire by themselves
+            _claim_drop(claim)
             raise
+
+
+def _claim_drop(claim):
+    """Hand back every event of a batch that stopped; on a fresh connection when the
+    database dropped ours, so the events are free again as soon as it is back."""
+    for _ in range(2):
+        try:
+            Event.objects.filter(claim=claim.token).update(claim=None, claimed_until=None)
+            return
+        except CONNECTION_ERRORS:
+            try:
+                connection.close()
+            except DatabaseError:
+                pass
+        except DatabaseError:
+            return  # the claims expire by themselves
 
 
 def _events_run(events, claim):

@@ -271,6 +271,11 @@ def send(*, method, url, headers, body, timeout):
                 raise TransportError(f"timed out after {timeout:g} s", elapsed()) from None
             raise TransportError(f"connection failed: {_reason(exc)}", elapsed()) from None
 
+        if deadline.expired:
+            # http.client takes the cut socket's end for the end of the headers
+            response.close()
+            response.release_conn()
+            raise TransportError(f"timed out after {timeout:g} s", elapsed())
         chunks, size, truncated = [], 0, False
         reading_timeout = f"timed out after {timeout:g} s while reading the response"
         try:

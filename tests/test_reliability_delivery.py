@@ -133,3 +133,133 @@ def test_an_administrator_can_cancel_an_event_and_nothing_more_is_sent(worker, r
     page = admin_client.get("/admin/callactions/event/?status=cancelled").content.decode()
     assert "cancelled by an administrator" in page or "Cancelled" in page
     assert services.event_sweep() == 0
+
+
+class TricklingReceiver:
+    """A raw socket server that answers one header line at a time, a line every
+    `interval` seconds, forever: a per-read timeout never fires on it. Counts the
+    connections it has open at once."""
+
+    def __init__(self, interval=0.3):
+        self.interval = interval
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.requests = []
+        self.open_now = 0
+        self.most_open = 0
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        self.server.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._answer, args=(client,), daemon=True).start()
+
+    def _answer(self, client):
+        with self.lock:
+            self.open_now += 1
+            self.most_open = max(self.most_open, self.open_now)
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            self.requests.append((time.monotonic(), head.split(b"\r\n", 1)[0].decode()))
+            client.sendall(b"HTTP/1.1 200 OK\r\n")
+            for number in range(1000):
+                if self.stopped.wait(self.interval):
+                    return
+                client.sendall(b"X-Line-%d: still coming\r\n" % number)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.open_now -= 1
+            client.close()
+
+    def stop(self):
+        self.stopped.set()
+        self.server.close()
+
+
+@pytest.fixture
+def trickler():
+    server = TricklingReceiver()
+    yield server
+    server.stop()
+
+
+def test_a_receiver_trickling_its_headers_is_cut_at_the_timeout(trickler, settings):
+    import ipaddress
+
+    from callactions import transport
+
+    settings.CALLACTION_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    started = time.monotonic()
+    with pytest.raises(transport.TransportError) as failed:
+        transport.send(method="GET", url=f"http://127.0.0.1:{trickler.port}/hook", headers=[], body="", timeout=2)
+    assert failed.value.message == "timed out after 2 s" and not failed.value.permanent
+    assert 1.9 < time.monotonic() - started < 3
+
+
+def test_through_the_worker_a_trickling_receiver_gets_one_attempt_cut_at_the_timeout(worker, trickler):
+    action = CallAction(name="trickle", url=f"http://127.0.0.1:{trickler.port}/hook?ID={{ID}}", timeout=2)
+    action.full_clean()
+    action.save()
+    action.targets.set([ExternalNumber.objects.get_or_create(number=TARGET)[0]])
+    recording = stored_recording()
+    wait_until(lambda: trickler.requests, message="the request to arrive")
+    event = Event.objects.get(recording=recording)
+    # the claim covers the whole attempt with room to spare: no second worker can take it meanwhile
+    assert (event.claimed_until - Attempt.objects.get(step__event=event).started_at).total_seconds() >= 2 + 10
+    finished_event(recording, timeout=15)
+    attempt = Attempt.objects.get(step__event=event)
+    assert attempt.error == "timed out after 2 s" and attempt.succeeded is False
+    assert 1900 <= attempt.elapsed_ms < 3500
+    time.sleep(1)
+    assert len(trickler.requests) == 1 and trickler.most_open == 1
+
+
+def terminate_the_test_databases_other_connections():
+    """What a PostgreSQL restart or failover does to every open connection (ours excepted)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_the_worker_delivers_again_right_after_its_database_connections_were_dropped(worker, receiver):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    make_action(receiver)
+    finished_event(stored_recording())  # the worker now holds open connections
+    assert terminate_the_test_databases_other_connections() >= 1
+    recordings = [stored_recording() for _ in range(3)]
+    for recording in recordings:
+        finished_event(recording, timeout=15)
+    assert len(requests_to(receiver, "/hook")) == 4
+
+
+def test_the_web_answers_without_a_500_right_after_its_database_connections_were_dropped(
+    gunicorn_server, make_token, set_system
+):
+    import requests
+
+    set_system(burst_limit_per_second=1000)
+    token = make_token()
+    url = f"{gunicorn_server}/public/api/v1/monitor/21061600000268009999"
+    headers = {"Authorization": f"Token {token}"}
+    with requests.Session() as session:
+        for _ in range(16):  # every worker thread gets a connection of its own
+            assert session.get(url, headers=headers, timeout=10).status_code == 404
+        assert terminate_the_test_databases_other_connections() >= 1
+        statuses = [session.get(url, headers=headers, timeout=10).status_code for _ in range(16)]
+    assert statuses == [404] * 16
