@@ -11,10 +11,13 @@ app.autodiscover_tasks()
 
 
 @task_prerun.connect
-def _usable_database_connection(**kwargs):
+def _usable_database_connection(sender=None, **kwargs):
     """CELERY_DB_REUSE_MAX keeps connections across tasks, so Celery no longer replaces
     one the database dropped: without this, every task after a restart or failover
-    would fail on the dead connection until the worker restarts."""
+    would fail on the dead connection until the worker restarts. (A task run eagerly,
+    inside its caller's transaction, keeps the caller's connection, as Celery's own
+    fixup does.)"""
     from django.db import close_old_connections
 
-    close_old_connections()
+    if not getattr(getattr(sender, "request", None), "is_eager", False):
+        close_old_connections()

@@ -7,7 +7,8 @@ name, type, exception_id, message, messages, reason.
 import logging
 import uuid
 
-from django.http import JsonResponse
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
+from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 
@@ -118,19 +119,29 @@ def error_response(error):
     return response
 
 
+_SUSPICIOUS = {
+    TooManyFieldsSent: "Too many form fields or query parameters.",
+    TooManyFilesSent: "Too many files.",
+}
+
+
 def as_api_error(exc):
     """Map anything raised inside an API view to one of the contract's errors."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return MethodNotAllowed()
-    if isinstance(exc, drf_exceptions.NotFound):
+    if isinstance(exc, (drf_exceptions.NotFound, Http404)):
         return NotFound()
     if isinstance(exc, drf_exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         return ValidationFailed(messages={k: [str(m) for m in v] if isinstance(v, list) else [str(v)] for k, v in detail.items()})
     if isinstance(exc, (drf_exceptions.ParseError, drf_exceptions.UnsupportedMediaType)):
         return ValidationFailed(messages={"non_field_errors": [str(exc.detail)]})
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge("The request body is too large.", messages={"upload": ["The request body is too large."]})
+    if isinstance(exc, SuspiciousOperation):
+        return ValidationFailed(messages={"request": [_SUSPICIOUS.get(type(exc), "Bad request.")]})
     error = ApiError()
     error.__cause__ = exc
     return error
@@ -152,6 +163,8 @@ def _is_api(request):
 def bad_request_view(request, exception=None):
     """handler400: a bad Host header or the like, answered in the contract's shape under the APIs."""
     if _is_api(request):
+        if isinstance(exception, SuspiciousOperation):
+            return error_response(as_api_error(exception))
         return error_response(ValidationFailed(messages={"request": ["Bad request."]}))
     return defaults.bad_request(request, exception)
 

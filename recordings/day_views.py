@@ -30,10 +30,12 @@ CURSOR_MESSAGE = "The cursor is invalid; use the next URL of the previous page."
 
 
 def parse_day(text):
+    """The day of a YYYY-MM-DD text, or None; only years whose bounds the database can hold."""
     try:
-        return date.fromisoformat(text) if len(text or "") == 10 else None
+        day = date.fromisoformat(text) if len(text or "") == 10 else None
     except ValueError:
         return None
+    return day if day is not None and 1900 <= day.year <= 9998 else None
 
 
 def cursor_encode(day, recording):
@@ -48,9 +50,13 @@ def cursor_decode(day, cursor):
         cursor_day, started_at, pk = key.split("|")
         if cursor_day != day.isoformat():
             return None
-        return datetime.fromisoformat(started_at), int(pk)
+        started, pk = datetime.fromisoformat(started_at), int(pk)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
+    # only what this server writes: an aware start time the database can hold, a bigint id
+    if started.tzinfo is None or not 1900 <= started.year <= 9998 or not 0 < pk < 2**63:
+        return None
+    return started, pk
 
 
 def list_query_clean(params):
@@ -64,7 +70,7 @@ def list_query_clean(params):
     page_size = PAGE_SIZE_DEFAULT
     if "page_size" in params:
         raw = params["page_size"]
-        page_size = int(raw) if raw.isascii() and raw.isdigit() else 0
+        page_size = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 0
         if not 1 <= page_size <= PAGE_SIZE_MAX:
             errors["page_size"] = [PAGE_SIZE_MESSAGE]
     after = None

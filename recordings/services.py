@@ -34,6 +34,23 @@ FILE_FIELDS = ("stereo", "left", "right", "mixed")
 NUMBER_FIELDS = ("caller", "callee", "external_number", "extension", "tel")
 
 
+# Years a call may start in: the database and every reader of the row can hold them.
+STARTED_AT_YEARS = (1900, 9998)
+
+
+def _fits_columns(cleaned, errors):
+    """Refuse what no column can hold: NUL characters, text longer than the column."""
+    for name, value in cleaned.items():
+        if name in errors or not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            errors[name] = [f"The {name} must not contain NUL characters."]
+            continue
+        limit = Recording._meta.get_field(name).max_length
+        if limit and len(value) > limit:
+            errors[name] = [f"The {name} may be at most {limit} characters long."]
+
+
 def call_fields_clean(raw):
     """Validate the call's metadata; returns the cleaned dict or raises ValidationFailed
     with every bad field and its messages."""
@@ -62,6 +79,13 @@ def call_fields_clean(raw):
             cleaned["started_at"] = timezone.make_aware(local)
         except ValueError:
             errors["started_at"] = ["The started_at must be a date of the form YYYY-MM-DD HH:MM:SS."]
+        else:
+            if not STARTED_AT_YEARS[0] <= local.year <= STARTED_AT_YEARS[1]:
+                # the database would store year 1, and every read of the row would then fail
+                errors["started_at"] = [
+                    f"The started_at must be a date between {STARTED_AT_YEARS[0]} and {STARTED_AT_YEARS[1]}."
+                ]
+    _fits_columns(cleaned, errors)
     if errors:
         raise ValidationFailed(messages=errors)
     return cleaned

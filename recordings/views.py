@@ -10,6 +10,18 @@ from recordings.models import ContentType
 from recordings.selectors import recording_and_file
 
 CONTENT_TYPE_MESSAGE = "選択されたmonitor log monitor typeは正しくありません"
+# What else a download reads from the request (listed so the schema, and schemathesis, cover it).
+DOWNLOAD_HEADERS = [
+    OpenApiParameter("format", str, enum=["mp3", "flac", "wav"], default="mp3", description="SPEC.md §7."),
+    OpenApiParameter("Range", str, OpenApiParameter.HEADER, description="bytes=a-b, a- or -n: one range gives 206."),
+    OpenApiParameter("If-Range", str, OpenApiParameter.HEADER, description="An ETag or a date: Range only if unchanged."),
+    OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, description="ETags: 304 when one matches."),
+    OpenApiParameter("If-Modified-Since", str, OpenApiParameter.HEADER, description="An HTTP date: 304 if not newer."),
+    OpenApiParameter(
+        "X-Real-IP", str, OpenApiParameter.HEADER,
+        description="Set by the proxy on this machine (deploy/nginx.conf): the client's address; from others ignored.",
+    ),
+]
 
 
 def may_download(account, recording, settings_row):
@@ -36,6 +48,7 @@ class RecordingDownloadView(PublicApiView):
                 "content_type", str, enum=ContentType.values, default=ContentType.MONAURAL,
                 description="monaural: both parties mixed; left: the customer; right: the operator.",
             ),
+            *DOWNLOAD_HEADERS,
         ],
         responses={
             (200, "audio/mpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The MP3; Range gives 206."),
