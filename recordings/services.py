@@ -254,7 +254,8 @@ def recording_ingest(*, fields, stereo=None, mixed=None, left=None, right=None):
         # The same call arrived twice at once and the other upload committed first.
         existing = _existing(call)
         if existing is None:
-            raise
+            # the only other unique column: another call took the file name meanwhile
+            raise Conflict(FILE_NAME_TAKEN.format(name="a file name of this call", other="another call")) from None
         return existing, False
     finally:
         for item in prepared:
@@ -311,6 +312,30 @@ def _existing(call):
     return None
 
 
+FILE_NAME_TAKEN = (
+    "The file name {name} is already used by {other}: storing this call would replace that call's file. "
+    "This happens when recording_key was switched and this call's key equals the other call's; "
+    "switch recording_key back or change this call's IDs."
+)
+
+
+def _refuse_taken_names(call, prepared, local_start, key):
+    """Conflict when a file of another call is stored under a name this call would get:
+    checked before any row is written or file moved (the constraint on the path is the backstop)."""
+    paths = [
+        f"{naming.day_folder(local_start)}/"
+        + naming.file_name(
+            started_at=local_start, caller=call["caller"], callee=call["callee"], key=key, side=call["side"],
+            content_type=item.content_type,
+        )
+        for item in prepared
+    ]
+    taken = RecordingFile.objects.filter(path__in=paths).select_related("recording").first()
+    if taken is not None:
+        other = f"the recording {taken.recording.request_id} (unique_id {taken.recording.unique_id})"
+        raise Conflict(FILE_NAME_TAKEN.format(name=taken.name, other=other))
+
+
 def recording_store(*, call, prepared, settings_row):
     """Rows, event and files in one transaction; files move in last, and out again if the commit fails."""
     now = timezone.now()
@@ -324,6 +349,7 @@ def recording_store(*, call, prepared, settings_row):
     moved = []
     try:
         with transaction.atomic():
+            _refuse_taken_names(call, prepared, local_start, key)
             recording = Recording.objects.create(**call, duration=round(duration, 3))
             for item in prepared:
                 name = naming.file_name(
