@@ -8,8 +8,16 @@ from rest_framework.views import APIView
 
 from biztel import config
 from biztel.access_log import entry_write, entry_write_counted
-from biztel.errors import MonthlyLimitExceeded, NotContracted, Unauthorized, ValidationFailed, error_response
-from biztel.limits import burst_check, quota_consume, quota_standing
+from biztel.errors import (
+    BurstLimitExceeded,
+    InvalidRequest,
+    MonthlyLimitExceeded,
+    NotContracted,
+    Unauthorized,
+    ValidationFailed,
+    error_response,
+)
+from biztel.limits import burst_check, failed_auth_check, quota_consume, quota_standing
 from biztel.sql import db_datetime
 from biztel.tokens import token_from_header
 
@@ -67,6 +75,7 @@ class PublicApiView(APIView):
         self.log_recording = None
         self.log_content_type = ""
         self.log_objects = 0
+        self.flooding = False
         super().initial(request, *args, **kwargs)
         forwarded_ip_check(request)
 
@@ -77,7 +86,15 @@ class PublicApiView(APIView):
         return renderer, renderer.media_type
 
     def admit(self, request):
-        self.token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
+        try:
+            self.token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
+        except InvalidRequest:
+            try:
+                failed_auth_check(request, client_ip(request))
+            except BurstLimitExceeded:
+                self.flooding = True  # a flood of bad tokens writes no access-log rows
+                raise
+            raise
         cfg = self.system = config.current()
         burst_check(request, cfg.burst_limit_per_second)
         if self.count_at_admission:
@@ -112,7 +129,7 @@ class PublicApiView(APIView):
                 self.log_objects = 0
                 entry_write(self.log_entry(request, response))
                 return response
-        else:
+        elif not getattr(self, "flooding", False):
             entry_write(self.log_entry(request, response))
         # SPEC.md §3.4: each answer tells the standing, also one that was not counted (401, burst).
         if self.standing is None:
