@@ -5,6 +5,7 @@ name, type, exception_id, message, messages, reason.
 """
 
 import logging
+import sys
 import uuid
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
@@ -112,7 +113,8 @@ def error_response(error):
     if error.status == 500:
         exception_id = uuid.uuid4().hex
         cause = error.__cause__ or error
-        log.error("exception_id=%s %s", exception_id, cause, exc_info=cause)
+        # one line with the id, then the traceback: what an operator greps for
+        log.error("exception_id=%s %s", exception_id, " ".join(str(cause).split()), exc_info=cause)
     response = JsonResponse(error_body(error, exception_id), status=error.status, json_dumps_params={"ensure_ascii": False})
     for header, value in error.headers.items():
         response[header] = value
@@ -172,5 +174,8 @@ def bad_request_view(request, exception=None):
 def server_error_view(request):
     """handler500: an error outside the API views (middleware), still without internals."""
     if _is_api(request):
-        return error_response(ApiError())
+        error = ApiError()
+        # Django calls this while it handles the exception: log its id with that traceback.
+        error.__cause__ = sys.exc_info()[1]
+        return error_response(error)
     return defaults.server_error(request)
