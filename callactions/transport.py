@@ -13,6 +13,7 @@
 """
 
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -112,6 +113,44 @@ def checked_address(host, port):
     return (first.version == 6 and first.ipv4_mapped) or first
 
 
+class _Watchdog:
+    """One thread per process that cuts the connections of attempts past their deadline
+    (a timer thread per attempt would cost more than the rest of a local delivery)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._due = {}  # _Deadline -> monotonic time
+        self._pid = None
+
+    def watch(self, deadline, at):
+        with self._cond:
+            if self._pid != os.getpid():  # first use, or a forked worker child: no thread here yet
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="callaction-deadlines", daemon=True).start()
+            earliest = min(self._due.values(), default=None)
+            self._due[deadline] = at
+            if earliest is None or at < earliest:
+                self._cond.notify()
+
+    def forget(self, deadline):
+        with self._cond:
+            self._due.pop(deadline, None)
+
+    def _run(self):
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for deadline, at in list(self._due.items()):
+                    if at <= now:
+                        del self._due[deadline]
+                        deadline.expire()
+                self._cond.wait(min(self._due.values(), default=now + 60) - now)
+
+
+_watchdog = _Watchdog()
+os.register_at_fork(after_in_child=lambda: _watchdog.__init__())
+
+
 class _Deadline:
     """Cuts the attempt's connection when its time is up, whatever the socket waits for:
     a per-read timeout alone lets a receiver that sends a byte a second hold us forever."""
@@ -120,18 +159,17 @@ class _Deadline:
 
     def __init__(self, seconds):
         self.expired = False
+        self._at = time.monotonic() + seconds
         self._connection = None
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def __enter__(self):
         _Deadline.local.current = self
-        self._timer.start()
+        _watchdog.watch(self, self._at)
         return self
 
     def __exit__(self, *exc):
-        self._timer.cancel()
+        _watchdog.forget(self)
         _Deadline.local.current = None
 
     def watch(self, connection):
@@ -140,7 +178,7 @@ class _Deadline:
         if self.expired:
             self._cut()
 
-    def _expire(self):
+    def expire(self):
         self.expired = True
         self._cut()
 
