@@ -302,6 +302,14 @@ def test_a_flood_without_a_token_is_cut_by_nginx_and_a_valid_token_still_passes(
         assert get(stack, call, f"/public/api/v1/monitor/{REQUEST_ID}").status_code == 200
 
 
+def test_control_characters_in_a_header_the_api_reads_get_a_six_key_400_through_nginx(stack, call):
+    answer = get(stack, call, f"/public/api/v1/monitor/{REQUEST_ID}", **{"If-Modified-Since": "\x01garbage"})
+    assert answer.status_code == 400
+    body = answer.json()
+    assert list(body) == ["name", "type", "exception_id", "message", "messages", "reason"]
+    assert body["messages"] == {"request": ["A request header holds control characters."]}
+
+
 # Last in this module: it stops the web server.
 def test_with_the_web_server_down_the_api_still_answers_with_the_six_keys(stack, call):
     stack.processes["gunicorn"].terminate()
