@@ -145,7 +145,8 @@ class Claim:
 
     @classmethod
     def take(cls, *, event_id, now):
-        """Claim this event and up to EVENT_BATCH - 1 others that are due and held by nobody."""
+        """Claim this event and up to EVENT_BATCH - 1 others that are due and held by nobody;
+        None when none was free (most often: an earlier batch delivered this one already)."""
         claim = cls(token=uuid.uuid4(), until=now + timedelta(seconds=CLAIM_SECONDS))
         due = Q(status=Event.Status.PENDING, next_attempt_at__lte=now) & (
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
@@ -153,10 +154,10 @@ class Claim:
         # Two workers may pick the same others: the first to update them has them, the
         # second finds them claimed when it reads its own back, and leaves them out.
         others = Event.objects.filter(due).exclude(pk=event_id).order_by("next_attempt_at").values("pk")[: EVENT_BATCH - 1]
-        Event.objects.filter(due).filter(Q(pk=event_id) | Q(pk__in=others)).update(
+        claimed = Event.objects.filter(due).filter(Q(pk=event_id) | Q(pk__in=others)).update(
             claim=claim.token, claimed_until=claim.until
         )
-        return claim
+        return claim if claimed else None
 
     def holds(self, event):
         return event.pk in self.event_ids
@@ -229,6 +230,8 @@ def event_deliver(*, event_id):
         return {}
     now = timezone.now()
     claim = Claim.take(event_id=event_id, now=now)
+    if claim is None:
+        return {}
     with asynchronous_commit():
         try:
             events = list(
@@ -237,7 +240,7 @@ def event_deliver(*, event_id):
                 )
             )
             if not events:
-                return {}  # most often: an earlier batch delivered it already
+                return {}
             claim.event_ids = {event.pk for event in events}
             return _events_run(events, claim)
         except BaseException:
