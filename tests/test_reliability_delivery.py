@@ -11,7 +11,6 @@ import time
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
-from werkzeug import Response
 
 from callactions import services
 from callactions.models import Attempt, CallAction, Event, ExternalNumber, Step

@@ -11,7 +11,7 @@ from callactions import services, transport
 from callactions.models import Attempt, Step
 from tests.callactions_support import celery_worker, receiver, wait_until, worker  # noqa: F401 (fixtures)
 from tests.factories import stored_recording
-from tests.test_callactions_delivery import finished_event, make_action, requests_to
+from tests.test_callactions_delivery import finished_event, make_action
 
 
 @pytest.mark.parametrize(
