@@ -15,7 +15,13 @@ from django.utils.http import http_date, quote_etag
 from biztel.errors import ApiError
 from recordings import storage
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+# Longer than any file size: a bigger number is read as this (int() of thousands of digits fails).
+_HUGE = 10**19
+
+
+def _offset(digits):
+    return int(digits) if len(digits) < 19 else _HUGE
 
 
 class RangeNotSatisfiable(ApiError):
@@ -64,13 +70,13 @@ def parse_range(header, size):
     if not first and not last:
         return None
     if not first:
-        suffix = int(last)
+        suffix = _offset(last)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
         return max(0, size - suffix), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    start = _offset(first)
+    end = min(_offset(last), size - 1) if last else size - 1
+    if start >= size or (last and _offset(last) < start):
         raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
     return start, end
 
@@ -84,7 +90,7 @@ def _not_modified(request, etag, modified):
     if if_modified_since:
         try:
             return int(modified.timestamp()) <= parsedate_to_datetime(if_modified_since).timestamp()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, IndexError):
             return False
     return False
 
@@ -98,7 +104,7 @@ def _range_applies(request, etag, modified):
         return if_range == etag  # strong comparison
     try:
         return int(modified.timestamp()) == parsedate_to_datetime(if_range).timestamp()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return False
 
 

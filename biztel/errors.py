@@ -5,9 +5,11 @@ name, type, exception_id, message, messages, reason.
 """
 
 import logging
+import sys
 import uuid
 
-from django.http import JsonResponse
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
+from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 
@@ -111,11 +113,18 @@ def error_response(error):
     if error.status == 500:
         exception_id = uuid.uuid4().hex
         cause = error.__cause__ or error
-        log.error("exception_id=%s %s", exception_id, cause, exc_info=cause)
+        # one line with the id, then the traceback: what an operator greps for
+        log.error("exception_id=%s %s", exception_id, " ".join(str(cause).split()), exc_info=cause)
     response = JsonResponse(error_body(error, exception_id), status=error.status, json_dumps_params={"ensure_ascii": False})
     for header, value in error.headers.items():
         response[header] = value
     return response
+
+
+_SUSPICIOUS = {
+    TooManyFieldsSent: "Too many form fields or query parameters.",
+    TooManyFilesSent: "Too many files.",
+}
 
 
 def as_api_error(exc):
@@ -124,13 +133,17 @@ def as_api_error(exc):
         return exc
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return MethodNotAllowed()
-    if isinstance(exc, drf_exceptions.NotFound):
+    if isinstance(exc, (drf_exceptions.NotFound, Http404)):
         return NotFound()
     if isinstance(exc, drf_exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         return ValidationFailed(messages={k: [str(m) for m in v] if isinstance(v, list) else [str(v)] for k, v in detail.items()})
     if isinstance(exc, (drf_exceptions.ParseError, drf_exceptions.UnsupportedMediaType)):
         return ValidationFailed(messages={"non_field_errors": [str(exc.detail)]})
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge("The request body is too large.", messages={"upload": ["The request body is too large."]})
+    if isinstance(exc, SuspiciousOperation):
+        return ValidationFailed(messages={"request": [_SUSPICIOUS.get(type(exc), "Bad request.")]})
     error = ApiError()
     error.__cause__ = exc
     return error
@@ -152,6 +165,8 @@ def _is_api(request):
 def bad_request_view(request, exception=None):
     """handler400: a bad Host header or the like, answered in the contract's shape under the APIs."""
     if _is_api(request):
+        if isinstance(exception, SuspiciousOperation):
+            return error_response(as_api_error(exception))
         return error_response(ValidationFailed(messages={"request": ["Bad request."]}))
     return defaults.bad_request(request, exception)
 
@@ -159,5 +174,8 @@ def bad_request_view(request, exception=None):
 def server_error_view(request):
     """handler500: an error outside the API views (middleware), still without internals."""
     if _is_api(request):
-        return error_response(ApiError())
+        error = ApiError()
+        # Django calls this while it handles the exception: log its id with that traceback.
+        error.__cause__ = sys.exc_info()[1]
+        return error_response(error)
     return defaults.server_error(request)

@@ -31,6 +31,21 @@ def burst_check(request, limit):
         )
 
 
+# Failed authentications one client address may make per minute before it is answered
+# 429 (and stops writing access-log rows); requests with a valid token are never counted.
+FAILED_AUTH_RATE = "20/m"
+
+
+def failed_auth_check(request, address):
+    """Count a failed authentication of this address; BurstLimitExceeded past FAILED_AUTH_RATE."""
+    usage = get_usage(
+        request, group="failed-auth", key=lambda group, request: address or "unknown", rate=FAILED_AUTH_RATE,
+        increment=True,
+    )
+    if usage["should_limit"]:
+        raise BurstLimitExceeded(headers={"Retry-After": str(max(1, usage["time_left"]))})
+
+
 def month_bounds(now=None):
     """First day of this month and the moment the next one starts, in server time."""
     today = timezone.localdate(now)

@@ -8,19 +8,51 @@ from rest_framework.views import APIView
 
 from biztel import config
 from biztel.access_log import entry_write, entry_write_counted
-from biztel.errors import MonthlyLimitExceeded, NotContracted, Unauthorized, error_response
-from biztel.limits import burst_check, quota_consume, quota_standing
+from biztel.errors import (
+    BurstLimitExceeded,
+    InvalidRequest,
+    MonthlyLimitExceeded,
+    NotContracted,
+    Unauthorized,
+    ValidationFailed,
+    error_response,
+)
+from biztel.limits import burst_check, failed_auth_check, quota_consume, quota_standing
 from biztel.sql import db_datetime
 from biztel.tokens import token_from_header
 
 
-def client_ip(request):
+X_REAL_IP_MESSAGE = "The X-Real-IP header must be one IP address."
+
+
+def _forwarded_by_local_proxy(request):
+    """The X-Real-IP text when a proxy on this machine (deploy/nginx.conf) sent it, else ''.
+    Only such a proxy is trusted to say who the client is."""
     remote = request.META.get("REMOTE_ADDR", "")
     forwarded = request.META.get("HTTP_X_REAL_IP", "")
-    # Only a proxy on this machine (deploy/nginx.conf) is trusted to say who the client is.
-    if forwarded and remote and ipaddress.ip_address(remote).is_loopback:
-        return forwarded
-    return remote or None
+    try:
+        return forwarded if forwarded and remote and ipaddress.ip_address(remote).is_loopback else ""
+    except ValueError:
+        return ""
+
+
+def _ip(text):
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+def client_ip(request):
+    forwarded = _forwarded_by_local_proxy(request)
+    return (forwarded and _ip(forwarded)) or _ip(request.META.get("REMOTE_ADDR", "")) or None
+
+
+def forwarded_ip_check(request):
+    """A malformed X-Real-IP from the local proxy is a 400 naming it (never an access-log row it cannot fit)."""
+    forwarded = _forwarded_by_local_proxy(request)
+    if forwarded and _ip(forwarded) is None:
+        raise ValidationFailed(X_REAL_IP_MESSAGE, messages={"X-Real-IP": [X_REAL_IP_MESSAGE]})
 
 
 class PublicApiView(APIView):
@@ -43,10 +75,26 @@ class PublicApiView(APIView):
         self.log_recording = None
         self.log_content_type = ""
         self.log_objects = 0
+        self.flooding = False
         super().initial(request, *args, **kwargs)
+        forwarded_ip_check(request)
+
+    def perform_content_negotiation(self, request, force=False):
+        # The answers are JSON or files whatever the client asks; and `format` is the audio
+        # format here (SPEC.md §7), not DRF's renderer override, which would make it a 404.
+        renderer = self.get_renderers()[0]
+        return renderer, renderer.media_type
 
     def admit(self, request):
-        self.token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
+        try:
+            self.token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
+        except InvalidRequest:
+            try:
+                failed_auth_check(request, client_ip(request))
+            except BurstLimitExceeded:
+                self.flooding = True  # a flood of bad tokens writes no access-log rows
+                raise
+            raise
         cfg = self.system = config.current()
         burst_check(request, cfg.burst_limit_per_second)
         if self.count_at_admission:
@@ -81,7 +129,7 @@ class PublicApiView(APIView):
                 self.log_objects = 0
                 entry_write(self.log_entry(request, response))
                 return response
-        else:
+        elif not getattr(self, "flooding", False):
             entry_write(self.log_entry(request, response))
         # SPEC.md §3.4: each answer tells the standing, also one that was not counted (401, burst).
         if self.standing is None:

@@ -140,7 +140,9 @@ TEMPLATES = [
 ]
 
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Health checks: a connection the server dropped (restart, failover, terminated) is
+    # replaced at the next request or task instead of failing it.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Server-side binding lets psycopg prepare a statement after a few runs: planning
         # the download's index lookups costs more than running them.
@@ -274,7 +276,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fixup otherwise closes the database connection around every task;
-# reconnecting costs more than a whole call-action delivery.
+# reconnecting costs more than a whole call-action delivery. A dropped connection is
+# still replaced before the next task (biztel/celery.py, CONN_HEALTH_CHECKS).
 CELERY_DB_REUSE_MAX = 500
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Beat's own file-backed scheduler, recording the tick /readyz looks for.

@@ -97,11 +97,12 @@ class EventAdmin(admin.ModelAdmin):
         "queued_at",
         "claimed_until",
         "finished_at",
+        "error",
         "attempt_log",
     )
     fields = readonly_fields
     inlines = [StepInline]
-    actions = ["resend"]
+    actions = ["resend", "cancel"]
 
     def has_add_permission(self, request):
         return False
@@ -139,6 +140,14 @@ class EventAdmin(admin.ModelAdmin):
         if busy:
             self.message_user(request, f"Being delivered right now, not resent: {', '.join(busy)}", messages.WARNING)
         self.message_user(request, f"Queued {queryset.count() - len(busy)} event(s) again.")
+
+    @admin.action(description="Cancel (send nothing more for the selected events)")
+    def cancel(self, request, queryset):
+        cancelled = sum(services.event_cancel(event=event) for event in queryset)
+        skipped = queryset.count() - cancelled
+        self.message_user(request, f"Cancelled {cancelled} event(s).")
+        if skipped:
+            self.message_user(request, f"{skipped} event(s) were not pending and are left as they are.", messages.WARNING)
 
 
 @admin.register(Attempt)

@@ -202,6 +202,8 @@ class Event(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         DONE = "done"
+        FAILED = "failed", "failed (could not be run: see error)"
+        CANCELLED = "cancelled", "cancelled by an administrator"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     event_type = models.CharField(max_length=40, default="recording_completed")
@@ -214,6 +216,7 @@ class Event(models.Model):
     claim = models.UUIDField(null=True, blank=True, editable=False)
     claimed_until = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why the event could not be run (status failed).")
 
     class Meta:
         ordering = ["-created_at"]

@@ -97,9 +97,20 @@ def form_value(value):
     return quote_plus(value, safe="")
 
 
+def _latin1(text):
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def header_value(value):
     if FORBIDDEN_IN_HEADER.search(value):
         raise RenderError("a header value may not contain CR or LF")
+    if not _latin1(value):
+        # HTTP sends header values as ISO-8859-1: anything else cannot go on the wire.
+        raise RenderError(f"a header value can only hold Latin-1 characters, not {value!r}: put such text in the body")
     return value
 
 
@@ -115,6 +126,10 @@ def header_lines(template):
         name, colon, value = line.partition(":")
         if not colon or not HEADER_NAME.fullmatch(name.strip()):
             raise RenderError(f"header line {number} is not of the form 'Name: value'")
+        if not _latin1(value):
+            raise RenderError(
+                f"header line {number} holds characters a header cannot carry (only Latin-1): put such text in the body"
+            )
         lines.append((name.strip(), value.strip()))
     return lines
 
@@ -135,9 +150,18 @@ def body_kind(headers, body):
 
 
 def check_url(url):
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise RenderError(f"the URL is malformed: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RenderError("the URL must start with http:// or https:// and name a host")
+    if not url.isascii():
+        raise RenderError("the URL may hold only ASCII characters: percent-encode the others (values are encoded for you)")
+    try:
+        parts.port
+    except ValueError as exc:
+        raise RenderError(f"the URL's port is not valid: {exc}") from None
     return url
 
 

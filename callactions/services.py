@@ -5,11 +5,12 @@ import operator
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial, reduce
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -19,11 +20,14 @@ from callactions.models import Attempt, CallAction, Event, EventType, ExternalNu
 
 log = logging.getLogger(__name__)
 
-# A claim outlives the step's own timeout by this much; past it the worker holding it
-# is presumed dead and the sweep hands the event to another one.
+# A claim outlives the step's own timeout by this much (transport.py ends every attempt at
+# its timeout); past it the worker holding it is presumed dead and the sweep hands the
+# event to another one.
 LEASE_MARGIN_SECONDS = 10
 # What a claim covers at first: a step with the default timeout needs no renewal.
 CLAIM_SECONDS = 2 * LEASE_MARGIN_SECONDS + 10
+# A receiver's Retry-After (429/503) is honoured when longer than retry_interval, up to this.
+MAX_RETRY_AFTER_SECONDS = 86400
 # A worker delivers up to this many due events per task, so that the queries around
 # them (claim, reads, ends) are shared; it leaves the rest of its batch to the queue
 # once it has spent BATCH_SECONDS on it, so a slow receiver holds back few others.
@@ -33,8 +37,6 @@ BATCH_SECONDS = 2
 SWEEP_GRACE_SECONDS = 10
 SWEEP_BATCH = 1000
 EXCERPT_CHARS = 2000
-# Returned by a step that found its claim taken over: stop without touching anything.
-LOST = object()
 
 
 class CallActionsOff(Exception):
@@ -126,11 +128,94 @@ def event_resend(*, event):
             finished_at=None,
             claim=None,
             claimed_until=None,
+            error="",
         )
     )
     if updated:
         transaction.on_commit(partial(event_queue, event_id=event.pk))
     return bool(updated)
+
+
+@dataclass
+class Claim:
+    """The lease one task holds on the events it delivers: a token written on their rows
+    with a deadline. Only the holder runs an event; past the deadline the sweep hands it
+    to another worker, so the holder extends it before any send that could outlast it."""
+
+    token: uuid.UUID
+    until: datetime
+    event_ids: set = field(default_factory=set)
+
+    @classmethod
+    def take(cls, *, event_id, now):
+        """Claim this event and up to EVENT_BATCH - 1 others that are due and held by nobody;
+        None when none was free (most often: an earlier batch delivered this one already)."""
+        claim = cls(token=uuid.uuid4(), until=now + timedelta(seconds=CLAIM_SECONDS))
+        due = Q(status=Event.Status.PENDING, next_attempt_at__lte=now) & (
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+        )
+        # Two workers may pick the same others: the first to update them has them, the
+        # second finds them claimed when it reads its own back, and leaves them out.
+        others = Event.objects.filter(due).exclude(pk=event_id).order_by("next_attempt_at").values("pk")[: EVENT_BATCH - 1]
+        claimed = Event.objects.filter(due).filter(Q(pk=event_id) | Q(pk__in=others)).update(
+            claim=claim.token, claimed_until=claim.until
+        )
+        return claim if claimed else None
+
+    def holds(self, event):
+        return event.pk in self.event_ids
+
+    def cover(self, event, seconds):
+        """Make the claim last at least `seconds` more; False when `event` was taken over
+        (or cancelled) meanwhile."""
+        now = timezone.now()
+        if now + timedelta(seconds=seconds) <= self.until:
+            return self.holds(event)
+        until = now + timedelta(seconds=seconds + LEASE_MARGIN_SECONDS)
+        held = Event.objects.filter(claim=self.token, status=Event.Status.PENDING)
+        if held.update(claimed_until=until) != len(self.event_ids):
+            self.event_ids = set(held.values_list("pk", flat=True))
+        self.until = until
+        return self.holds(event)
+
+    def release(self, event_ids, **changes):
+        """Hand these events back (with changes written on them); they are no longer held."""
+        Event.objects.filter(pk__in=event_ids, claim=self.token, status=Event.Status.PENDING).update(
+            claim=None, claimed_until=None, **changes
+        )
+        self.event_ids.difference_update(event_ids)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a step, and so its event, needs next: nothing more (FINISHED), another try
+    after `seconds` (retry), or nothing from this worker, which lost its claim (LOST)."""
+
+    kind: str
+    seconds: float = 0
+
+
+FINISHED = Outcome("finished")
+LOST = Outcome("lost")
+
+
+def retry_in(seconds):
+    return Outcome("retry", seconds)
+
+
+# A dropped or refused database connection is not the event's fault: the batch stops,
+# its claims are handed back, and the task is retried (tasks.py).
+CONNECTION_ERRORS = (InterfaceError, OperationalError)
+
+
+def event_cancel(*, event):
+    """Stop delivering a pending event: no further step or retry is sent (an attempt in
+    flight at this moment still completes). False when it was not pending."""
+    return bool(
+        Event.objects.filter(pk=event.pk, status=Event.Status.PENDING).update(
+            status=Event.Status.CANCELLED, finished_at=timezone.now(), claim=None, claimed_until=None
+        )
+    )
 
 
 def event_deliver(*, event_id):
@@ -141,86 +226,142 @@ def event_deliver(*, event_id):
     (a step waits for a retry), or at once (None: the batch ran out of time before
     it reached them). Only the worker that claims an event runs it; a step that
     succeeded is never sent again because its outcome is on its row before the next
-    one starts.
+    one starts. One event's trouble (a row that cannot be read, a request that cannot
+    be built or sent) fails that event or step alone; the others go on.
     """
     if not config.current().call_action:
         return {}
     now = timezone.now()
-    held = {"claim": uuid.uuid4(), "until": now + timedelta(seconds=CLAIM_SECONDS)}
-    due = Q(status=Event.Status.PENDING, next_attempt_at__lte=now) & (
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    )
-    # Two workers may pick the same others: the first to update them has them, the
-    # second finds them claimed when it re-checks the rows and leaves them out.
-    others = Event.objects.filter(due).exclude(pk=event_id).order_by("next_attempt_at").values("pk")[: EVENT_BATCH - 1]
-    claimed = (
-        Event.objects.filter(due)
-        .filter(Q(pk=event_id) | Q(pk__in=others))
-        .update(claim=held["claim"], claimed_until=held["until"])
-    )
-    if not claimed:
-        return {}  # most often: an earlier batch delivered it already
+    claim = Claim.take(event_id=event_id, now=now)
+    if claim is None:
+        return {}
     with asynchronous_commit():
-        events = list(
-            Event.objects.filter(claim=held["claim"], status=Event.Status.PENDING, next_attempt_at__lte=now)
-            .select_related("recording")
-            .order_by("next_attempt_at")
-        )
-        held["ids"] = {event.pk for event in events}
         try:
-            return _events_run(events, held)
+            events = list(
+                Event.objects.filter(claim=claim.token, status=Event.Status.PENDING, next_attempt_at__lte=now).order_by(
+                    "next_attempt_at"
+                )
+            )
+            if not events:
+                return {}
+            claim.event_ids = {event.pk for event in events}
+            return _events_run(events, claim)
         except BaseException:
-            Event.objects.filter(claim=held["claim"]).update(claim=None, claimed_until=None)
+            _claim_drop(claim)
             raise
 
 
-def _events_run(events, held):
+def _claim_drop(claim):
+    """Hand back every event of a batch that stopped; on a fresh connection when the
+    database dropped ours, so the events are free again as soon as it is back."""
+    for _ in range(2):
+        try:
+            Event.objects.filter(claim=claim.token).update(claim=None, claimed_until=None)
+            return
+        except CONNECTION_ERRORS:
+            try:
+                connection.close()
+            except DatabaseError:
+                pass
+        except DatabaseError:
+            return  # the claims expire by themselves
+
+
+def _events_run(events, claim):
     """Run the claimed events one after the other, writing their ends in bulk."""
     started = time.monotonic()
-    steps_of = _steps_of_runs(events)
+    recordings = _recordings_of(events)
+    steps_of = _steps_of_runs(events, recordings)
     done, again = [], {}
     try:
         for index, event in enumerate(events):
             if index and time.monotonic() - started > BATCH_SECONDS:
-                rest = [later.pk for later in events[index:]]
-                Event.objects.filter(pk__in=rest, claim=held["claim"]).update(claim=None, claimed_until=None)
+                rest = [later.pk for later in events[index:] if claim.holds(later)]
+                claim.release(rest)
                 again.update(dict.fromkeys(rest))
                 break
-            if event.pk not in held["ids"]:
-                continue  # taken over while this batch held it too long
-            wait = _event_run(event, steps_of[event.pk], held)
-            if wait is LOST:
+            if not claim.holds(event):
+                continue  # taken over (or cancelled) while this batch held it too long
+            try:
+                if event.recording_id not in recordings:
+                    raise LookupError(f"its recording (id {event.recording_id}) cannot be read")
+                event.recording = recordings[event.recording_id]
+                outcome = _event_run(event, steps_of[event.pk], claim)
+            except CONNECTION_ERRORS:
+                raise
+            except Exception as exc:
+                log.exception("call-action event %s cannot be run", event.pk)
+                _event_fail(event, claim, f"cannot be run: {exc.__class__.__name__}: {exc}")
                 continue
-            if wait is None:
+            if outcome is LOST:
+                continue
+            if outcome is FINISHED:
                 done.append(event.pk)
             else:
-                next_at = timezone.now() + timedelta(seconds=wait)
-                Event.objects.filter(pk=event.pk, claim=held["claim"]).update(
-                    next_attempt_at=next_at, queued_at=next_at, claim=None, claimed_until=None
-                )
-                held["ids"].discard(event.pk)
-                again[event.pk] = wait
+                next_at = timezone.now() + timedelta(seconds=outcome.seconds)
+                claim.release([event.pk], next_attempt_at=next_at, queued_at=next_at)
+                again[event.pk] = outcome.seconds
     finally:
-        Event.objects.filter(pk__in=done, claim=held["claim"]).update(
+        Event.objects.filter(pk__in=done, claim=claim.token, status=Event.Status.PENDING).update(
             status=Event.Status.DONE, finished_at=timezone.now(), claim=None, claimed_until=None
         )
     return again
 
 
-def _event_run(event, steps, held):
-    """Returns None when the event is done, the seconds until its next try, or LOST."""
+def _recordings_of(events):
+    """{recording id: row} of the events; a row that cannot be read is left out (its
+    event fails alone) instead of failing the whole batch's read."""
+    from recordings.models import Recording
+
+    ids = {event.recording_id for event in events}
+    try:
+        return Recording.objects.in_bulk(ids)
+    except CONNECTION_ERRORS:
+        raise
+    except DatabaseError:
+        pass
+    readable = {}
+    for recording_id in ids:
+        try:
+            readable.update(Recording.objects.in_bulk([recording_id]))
+        except CONNECTION_ERRORS:
+            raise
+        except DatabaseError:
+            log.exception("recording %s cannot be read", recording_id)
+    return readable
+
+
+def _event_run(event, steps, claim):
+    """Run the event's pending steps in order; the outcome of the event."""
     values = selectors.event_variables(event, files=any(step.action and step.action.uses_files() for step in steps))
     for step in steps:
         if step.status == Step.Status.PENDING:
-            wait = _step_run(event=event, step=step, steps=steps, values=values, held=held)
-            if wait is not None:
-                return wait
+            try:
+                outcome = _step_run(event=event, step=step, steps=steps, values=values, claim=claim)
+            except CONNECTION_ERRORS:
+                raise
+            except Exception as exc:
+                log.exception("call-action step %s failed unexpectedly", step.pk)
+                outcome = _step_finish(step, Step.Status.FAILED, f"internal error: {exc.__class__.__name__}: {exc}")
+            if outcome is not FINISHED:
+                return outcome
         if step.status == Step.Status.SUCCEEDED:
             values.update(step.extracted)
-    return None
+    return FINISHED
 
 
-def _steps_of_runs(events):
+def _event_fail(event, claim, error):
+    """An event that cannot be run at all: its unfinished steps and itself are failed, with why."""
+    Step.objects.filter(event=event, run=event.run, status=Step.Status.PENDING).update(
+        status=Step.Status.FAILED, error=error, finished_at=timezone.now()
+    )
+    Event.objects.filter(pk=event.pk, claim=claim.token, status=Event.Status.PENDING).update(
+        status=Event.Status.FAILED, error=error, finished_at=timezone.now(), claim=None, claimed_until=None
+    )
+    claim.event_ids.discard(event.pk)
+
+
+def _steps_of_runs(events, recordings):
     """The steps of each event's current run; planned on first use from the actions that
     apply then, so later edits to the list of actions do not reshuffle a run under way."""
     steps_of = {event.pk: [] for event in events}
@@ -232,7 +373,10 @@ def _steps_of_runs(events):
     for event in events:
         if steps_of[event.pk]:
             continue
-        key = (event.event_type, event.recording.external_number)
+        recording = recordings.get(event.recording_id)
+        if recording is None:
+            continue  # its event fails alone (_events_run)
+        key = (event.event_type, recording.external_number)
         if key not in actions_of:
             actions_of[key] = selectors.actions_for(event_type=key[0], external_number=key[1])
         steps_of[event.pk] = [
@@ -251,7 +395,7 @@ def condition_matches(action, values):
     return patterns.search(action.condition_pattern, code) is not None
 
 
-def _step_run(*, event, step, steps, values, held):
+def _step_run(*, event, step, steps, values, claim):
     action = step.action
     if action is None:
         return _step_finish(step, Step.Status.FAILED, "the call action was deleted before it ran")
@@ -269,10 +413,11 @@ def _step_run(*, event, step, steps, values, held):
             )
         except render.RenderError as exc:
             return _step_finish(step, Step.Status.FAILED, _render_failure(exc, step, steps))
+    # The send is bounded by the timeout (transport.py); the claim must outlive it, or
+    # another worker could send the same step at the same time.
+    if not claim.cover(event, action.timeout + LEASE_MARGIN_SECONDS):
+        return LOST
     now = timezone.now()
-    if now + timedelta(seconds=action.timeout + LEASE_MARGIN_SECONDS) > held["until"]:
-        if not _claim_renew(event, held, until=now + timedelta(seconds=action.timeout + 2 * LEASE_MARGIN_SECONDS)):
-            return LOST
     if event.run == 1 and not any(earlier.attempts for earlier in steps):
         metrics.COMMIT_TO_SEND_SECONDS.observe((now - event.created_at).total_seconds())
     step.attempts += 1
@@ -286,29 +431,22 @@ def _step_run(*, event, step, steps, values, held):
         url=step.request["url"],
         event_id=str(step.id),
     )
-    extracted = attempt_send(attempt=attempt, request=step.request, action=action, save=False)
-    attempt.save(update_fields=Attempt.OUTCOME_FIELDS)
-    if extracted is not None:
-        step.extracted = extracted
+    sent = attempt_send(attempt=attempt, request=step.request, action=action)
+    if sent.succeeded:
+        step.extracted = sent.extracted
         return _step_finish(step, Step.Status.SUCCEEDED)
     step.failures += 1
+    if sent.permanent:
+        return _step_finish(step, Step.Status.FAILED, f"gave up at once (retrying cannot help): {attempt.error}")
     if step.failures <= action.retry_count:
+        wait = max(action.retry_interval, min(sent.retry_after or 0, MAX_RETRY_AFTER_SECONDS))
         step.error = attempt.error
-        step.next_attempt_at = now + timedelta(seconds=action.retry_interval)
+        step.next_attempt_at = now + timedelta(seconds=wait)
         step.save(update_fields=["failures", "error", "next_attempt_at"])
-        return action.retry_interval
+        return retry_in(wait)
     return _step_finish(
         step, Step.Status.FAILED, f"gave up after {step.failures} failed attempt(s): {attempt.error}"
     )
-
-
-def _claim_renew(event, held, *, until):
-    """Extend the claim on every event of the batch; False when this one was taken over."""
-    renewed = Event.objects.filter(claim=held["claim"]).update(claimed_until=until)
-    if renewed != len(held["ids"]):
-        held["ids"] = set(Event.objects.filter(claim=held["claim"]).values_list("pk", flat=True))
-    held["until"] = until
-    return event.pk in held["ids"]
 
 
 def _step_finish(step, status, error=""):
@@ -316,7 +454,7 @@ def _step_finish(step, status, error=""):
     step.error = error
     step.finished_at = timezone.now()
     step.save(update_fields=["status", "error", "finished_at", "condition_matched", "extracted", "failures"])
-    return None
+    return FINISHED
 
 
 def _render_failure(exc, step, steps):
@@ -332,18 +470,28 @@ def _render_failure(exc, step, steps):
     return f"cannot build the request: {exc}"
 
 
-def attempt_send(*, attempt, request, action, save=True):
-    """Send the request of this attempt row and complete the row.
+@dataclass(frozen=True)
+class Sent:
+    """How one attempt went: succeeded with the extracted variables, or failed, perhaps
+    for good (permanent), perhaps with the receiver asking for a pause (retry_after)."""
 
-    Returns the extracted variables on success, None on failure. Success is a 2xx
-    within the timeout whose body does not match the error pattern (and does match
-    the extraction pattern, when there is one).
+    succeeded: bool
+    extracted: dict = field(default_factory=dict)
+    permanent: bool = False
+    retry_after: float | None = None
+
+
+def attempt_send(*, attempt, request, action):
+    """Send the request of this attempt row and complete (save) the row.
+
+    Success is a 2xx within the timeout whose body does not match the error pattern
+    (and does match the extraction pattern, when there is one).
     """
     body = request["body"]
     headers = request["headers"] + render.identity_headers(
         message_id=attempt.event_id, secret=action.signing_secret, timestamp=int(time.time()), body=body
     )
-    extracted = None
+    extracted, permanent, retry_after = {}, False, None
     try:
         response = transport.send(
             method=request["method"], url=request["url"], headers=headers, body=body, timeout=action.timeout
@@ -351,18 +499,19 @@ def attempt_send(*, attempt, request, action, save=True):
     except transport.TransportError as exc:
         attempt.error = exc.message
         attempt.elapsed_ms = exc.elapsed_ms
+        permanent = exc.permanent
     else:
         attempt.status_code = response.status
         attempt.elapsed_ms = response.elapsed_ms
         attempt.response_excerpt = response.text[:EXCERPT_CHARS]
-        extracted = {}
         attempt.error = _judge(response, action, extracted)
+        if response.status in (429, 503):
+            retry_after = response.retry_after
     attempt.succeeded = not attempt.error
     metrics.CALLACTION_ATTEMPTS.labels(outcome="succeeded" if attempt.succeeded else "failed").inc()
     attempt.finished_at = timezone.now()
-    if save:
-        attempt.save(update_fields=Attempt.OUTCOME_FIELDS)
-    return extracted if attempt.succeeded else None
+    attempt.save(update_fields=Attempt.OUTCOME_FIELDS)
+    return Sent(attempt.succeeded, extracted if attempt.succeeded else {}, permanent, retry_after)
 
 
 def _judge(response, action, extracted):

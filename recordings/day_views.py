@@ -37,10 +37,12 @@ NUMBER_FILTERS = ("tel", "external_number", "extension")
 
 
 def parse_day(text):
+    """The day of a YYYY-MM-DD text, or None; only years whose bounds the database can hold."""
     try:
-        return date.fromisoformat(text) if len(text or "") == 10 else None
+        day = date.fromisoformat(text) if len(text or "") == 10 else None
     except ValueError:
         return None
+    return day if day is not None and 1900 <= day.year <= 9998 else None
 
 
 def parse_local_time(text):
@@ -62,9 +64,13 @@ def cursor_decode(scope, cursor):
         cursor_scope, started_at, pk = key.split("|")
         if cursor_scope != scope:
             return None
-        return datetime.fromisoformat(started_at), int(pk)
+        started, pk = datetime.fromisoformat(started_at), int(pk)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
+    # only what this server writes: an aware start time the database can hold, a bigint id
+    if started.tzinfo is None or not 1900 <= started.year <= 9998 or not 0 < pk < 2**63:
+        return None
+    return started, pk
 
 
 @dataclass
@@ -137,7 +143,7 @@ def list_query_clean(params):
     page_size = PAGE_SIZE_DEFAULT
     if "page_size" in params:
         raw = params["page_size"]
-        page_size = int(raw) if raw.isascii() and raw.isdigit() else 0
+        page_size = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 0
         if not 1 <= page_size <= PAGE_SIZE_MAX:
             errors["page_size"] = [PAGE_SIZE_MESSAGE]
     after = None

@@ -85,6 +85,8 @@ class RecordingFile(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["recording", "content_type"], name="one_file_per_content_type"),
+            # A stored file is never replaced by another call's (recordings/services.py refuses first).
+            models.UniqueConstraint(fields=["path"], name="one_file_per_path"),
         ]
         indexes = [
             # The purge decides what is due from the storing time and the retention in force when it

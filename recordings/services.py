@@ -38,6 +38,23 @@ NUMBER_FIELDS = ("caller", "callee", "external_number", "extension", "tel")
 END_CAUSE_MESSAGE = f"The end_cause must be one of {', '.join(EndCause.values)}."
 
 
+# Years a call may start in: the database and every reader of the row can hold them.
+STARTED_AT_YEARS = (1900, 9998)
+
+
+def _fits_columns(cleaned, errors):
+    """Refuse what no column can hold: NUL characters, text longer than the column."""
+    for name, value in cleaned.items():
+        if name in errors or not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            errors[name] = [f"The {name} must not contain NUL characters."]
+            continue
+        limit = Recording._meta.get_field(name).max_length
+        if limit and len(value) > limit:
+            errors[name] = [f"The {name} may be at most {limit} characters long."]
+
+
 def call_fields_clean(raw):
     """Validate the call's metadata; returns the cleaned dict or raises ValidationFailed
     with every bad field and its messages."""
@@ -68,6 +85,13 @@ def call_fields_clean(raw):
             cleaned["started_at"] = timezone.make_aware(local)
         except ValueError:
             errors["started_at"] = ["The started_at must be a date of the form YYYY-MM-DD HH:MM:SS."]
+        else:
+            if not STARTED_AT_YEARS[0] <= local.year <= STARTED_AT_YEARS[1]:
+                # the database would store year 1, and every read of the row would then fail
+                errors["started_at"] = [
+                    f"The started_at must be a date between {STARTED_AT_YEARS[0]} and {STARTED_AT_YEARS[1]}."
+                ]
+    _fits_columns(cleaned, errors)
     if errors:
         raise ValidationFailed(messages=errors)
     return cleaned
@@ -248,7 +272,8 @@ def recording_ingest(*, fields, stereo=None, mixed=None, left=None, right=None):
         # The same call arrived twice at once and the other upload committed first.
         existing = _existing(call)
         if existing is None:
-            raise
+            # the only other unique column: another call took the file name meanwhile
+            raise Conflict(FILE_NAME_TAKEN.format(name="a file name of this call", other="another call")) from None
         return existing, False
     finally:
         for item in prepared:
@@ -315,6 +340,30 @@ def _existing(call):
     return None
 
 
+FILE_NAME_TAKEN = (
+    "The file name {name} is already used by {other}: storing this call would replace that call's file. "
+    "This happens when recording_key was switched and this call's key equals the other call's; "
+    "switch recording_key back or change this call's IDs."
+)
+
+
+def _refuse_taken_names(call, prepared, local_start, key):
+    """Conflict when a file of another call is stored under a name this call would get:
+    checked before any row is written or file moved (the constraint on the path is the backstop)."""
+    paths = [
+        f"{naming.day_folder(local_start)}/"
+        + naming.file_name(
+            started_at=local_start, caller=call["caller"], callee=call["callee"], key=key, side=call["side"],
+            content_type=item.content_type,
+        )
+        for item in prepared
+    ]
+    taken = RecordingFile.objects.filter(path__in=paths).select_related("recording").first()
+    if taken is not None:
+        other = f"the recording {taken.recording.request_id} (unique_id {taken.recording.unique_id})"
+        raise Conflict(FILE_NAME_TAKEN.format(name=taken.name, other=other))
+
+
 def recording_store(*, call, prepared, settings_row):
     """Rows, event and files in one transaction; files move in last, and out again if the commit fails."""
     now = timezone.now()
@@ -328,6 +377,7 @@ def recording_store(*, call, prepared, settings_row):
     moved = []
     try:
         with transaction.atomic():
+            _refuse_taken_names(call, prepared, local_start, key)
             recording = Recording.objects.create(**call, duration=round(duration, 3))
             for item in prepared:
                 name = naming.file_name(

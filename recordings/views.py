@@ -22,6 +22,17 @@ def wav_etag(lossless_sha256):
     """The WAV's strong ETag: it is made from the FLAC, so it changes with it, yet differs
     from the FLAC's own (the SHA-256 of the FLAC's SHA-256 followed by "-wav")."""
     return hashlib.sha256(f"{lossless_sha256}-wav".encode()).hexdigest()
+# What else a download reads from the request (listed so the schema, and schemathesis, cover it).
+DOWNLOAD_HEADERS = [
+    OpenApiParameter("Range", str, OpenApiParameter.HEADER, description="bytes=a-b, a- or -n: one range gives 206."),
+    OpenApiParameter("If-Range", str, OpenApiParameter.HEADER, description="An ETag or a date: Range only if unchanged."),
+    OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, description="ETags: 304 when one matches."),
+    OpenApiParameter("If-Modified-Since", str, OpenApiParameter.HEADER, description="An HTTP date: 304 if not newer."),
+    OpenApiParameter(
+        "X-Real-IP", str, OpenApiParameter.HEADER,
+        description="Set by the proxy on this machine (deploy/nginx.conf): the client's address; from others ignored.",
+    ),
+]
 
 
 def may_download(account, recording, settings_row):
@@ -58,6 +69,7 @@ class RecordingDownloadView(PublicApiView):
                     "16-bit PCM WAV made from the lossless copy. No lossless copy: 404."
                 ),
             ),
+            *DOWNLOAD_HEADERS,
         ],
         responses={
             **{

@@ -305,6 +305,30 @@ def test_the_asterisk_post_recording_command_hands_over_both_legs(stack, call, t
     assert not any(path.exists() for path in legs.values())
 
 
+def test_a_flood_without_a_token_is_cut_by_nginx_and_a_valid_token_still_passes(stack, call):
+    import requests
+
+    with requests.Session() as session:
+        session.verify = str(stack.cert)
+        session.trust_env = False
+        answers = [session.get(f"{stack.base_url}/public/api/v1/monitor/{REQUEST_ID}", timeout=10) for _ in range(60)]
+        assert {answer.status_code for answer in answers} <= {401, 429}
+        limited = [answer for answer in answers if answer.status_code == 429]
+        assert limited, "nginx let 60 unauthenticated requests through at once"
+        body = limited[-1].json()
+        assert list(body) == ["name", "type", "exception_id", "message", "messages", "reason"]
+        assert body["type"] == "REQUEST_BURST_LIMIT_EXCEEDED" and limited[-1].headers["Retry-After"] == "1"
+        assert get(stack, call, f"/public/api/v1/monitor/{REQUEST_ID}").status_code == 200
+
+
+def test_control_characters_in_a_header_the_api_reads_get_a_six_key_400_through_nginx(stack, call):
+    answer = get(stack, call, f"/public/api/v1/monitor/{REQUEST_ID}", **{"If-Modified-Since": "\x01garbage"})
+    assert answer.status_code == 400
+    body = answer.json()
+    assert list(body) == ["name", "type", "exception_id", "message", "messages", "reason"]
+    assert body["messages"] == {"request": ["A request header holds control characters."]}
+
+
 # Last in this module: it stops the web server.
 def test_with_the_web_server_down_the_api_still_answers_with_the_six_keys(stack, call):
     stack.processes["gunicorn"].terminate()

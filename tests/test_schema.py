@@ -95,3 +95,11 @@ def test_the_docs_page_loads_its_scripts_from_this_server(stack, http):
     assert "cdn.jsdelivr.net" not in page.text and "unpkg.com" not in page.text
     script = http.get(f"{stack.base_url}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     assert script.status_code == 200 and len(script.content) > 100_000
+
+
+def test_the_download_operation_lists_the_headers_and_parameters_it_reads(stack, http):
+    document = http.get(f"{stack.base_url}/public/api/schema/?format=json").json()
+    parameters = document["paths"]["/public/api/v1/monitor/{recording_id}"]["get"]["parameters"]
+    listed = {(p["in"], p["name"]) for p in parameters}
+    assert {("query", "content_type"), ("query", "format"), ("header", "Range"), ("header", "If-Range"),
+            ("header", "X-Real-IP")} <= listed
