@@ -67,7 +67,8 @@ class Client:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Token {token}"
         self.session.headers["User-Agent"] = f"biztel-client/{__version__}"
-        self.session.verify = cacert if cacert else True
+        # per request, not session.verify: requests lets REQUESTS_CA_BUNDLE override the session's
+        self.verify = cacert if cacert else True
         self.sleep = sleep
         self.max_failures = max_failures
 
@@ -84,7 +85,7 @@ class Client:
         try:
             response = self.session.request(
                 method, self.url(path_or_url), headers=headers or {}, stream=stream,
-                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False,
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False, verify=self.verify,
             )
         except requests.exceptions.SSLError as exc:
             raise ClientError(f"TLS: {exc} (is --cacert the server's certificate?)") from None

@@ -14,6 +14,9 @@ from biztel_client.api import ApiError, ClientError, Transient
 from biztel_client.progress import NO_PROGRESS
 
 CHUNK = 64 * 1024
+# Small network reads: when a connection breaks, the bytes of the read under way are lost
+# (urllib3 raises instead of returning them), and what came before is kept in the part.
+NET_CHUNK = 16 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
@@ -117,7 +120,7 @@ class _Download:
                 out.seek(offset)
                 out.truncate()
                 try:
-                    for chunk in response.iter_content(CHUNK):
+                    for chunk in response.iter_content(NET_CHUNK):
                         out.write(chunk)
                         digest.update(chunk)
                         self.progress.add_bytes(len(chunk))
