@@ -124,6 +124,18 @@ class Client:
                     raise ClientError(f"{what}: gave up after {failures} attempts: {exc}") from None
                 self.sleep(min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (failures - 1)))
 
+    def head(self, path_or_url):
+        """The headers of a HEAD. Its error answers have no body, so on one the GET is asked for the message."""
+        def attempt():
+            try:
+                with self.send("HEAD", path_or_url) as response:
+                    return response.headers
+            except ApiError:
+                self.send("GET", path_or_url, stream=True).close()  # raises the error with its message
+                raise
+
+        return self.retrying(attempt, what=f"HEAD {path_or_url}")
+
     def get_json(self, path_or_url):
         def attempt():
             with self.send("GET", path_or_url) as response:

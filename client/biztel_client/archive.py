@@ -115,13 +115,10 @@ def archive_day(client, *, day, out, progress_factory=None):
     out.mkdir(parents=True, exist_ok=True)
     path = archive_path(day)
 
-    def head():
-        with client.send("HEAD", path) as response:
-            return response.headers.get("ETag"), int(response.headers.get("Content-Length") or 0)
-
     # The HEAD tells the archive's SHA-256 before any byte comes, so a kept zip is not fetched again
     # and a part of an older build of the day is recognised (it does not verify and is fetched anew).
-    etag, size = client.retrying(head, what=f"HEAD {path}")
+    headers = client.head(path)
+    etag, size = headers.get("ETag"), int(headers.get("Content-Length") or 0)
     sha256 = sha256_of_etag(etag)
     if sha256 is None:
         raise ClientError(f"the archive's ETag {etag!r} is not the SHA-256 it should be; cannot check it")
@@ -129,6 +126,6 @@ def archive_day(client, *, day, out, progress_factory=None):
     zip_path = out / archive_name(day)
     with progress:
         progress.add_total(files=1, nbytes=size)
-        download(client, path, zip_path, sha256=sha256, size=size, etag=etag, progress=progress)
+        download(client, path, zip_path, sha256=sha256, size=size, etag=etag, progress=progress, follow_etag=True)
         progress.file_done()
     return unpack(zip_path, out)

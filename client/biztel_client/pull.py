@@ -127,11 +127,8 @@ def pull_day(client, *, day, out, content_types=CONTENT_TYPES, fmt="mp3", progre
 
 def wav_size_and_etag(client, url):
     """A WAV is made from the lossless copy while it is sent: its length (and ETag) come from a HEAD."""
-    def head():
-        with client.send("HEAD", url) as response:
-            return int(response.headers.get("Content-Length") or 0), response.headers.get("ETag")
-
-    return client.retrying(head, what=f"HEAD {url}")
+    headers = client.head(url)
+    return int(headers.get("Content-Length") or 0), headers.get("ETag")
 
 
 def disposition_name(header):

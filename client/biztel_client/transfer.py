@@ -71,7 +71,7 @@ def already_there(dest, *, sha256=None, size=None):
 
 
 class _Download:
-    def __init__(self, client, url, dest, *, sha256, size, etag, progress, first):
+    def __init__(self, client, url, dest, *, sha256, size, etag, progress, first, follow_etag=False):
         self.client, self.url, self.dest = client, url, dest
         self.part = part_path(dest)
         self.sha256, self.size = sha256, size
@@ -79,6 +79,9 @@ class _Download:
         self.progress = progress
         self.first = first  # an answer already open (receive), used when nothing is to be resumed
         self.restarted = False
+        # the archive: a day still receiving calls is rebuilt between requests, so a whole answer's
+        # own ETag (its SHA-256) is what its bytes are checked against
+        self.follow_etag = follow_etag
 
     def discard_part(self):
         if self.part.exists():
@@ -136,6 +139,11 @@ class _Download:
 
     def read_headers(self, response, offset):
         """Learn what the listing did not say; returns the file's full size when known."""
+        if self.follow_etag and response.status_code == 200:
+            self.sha256 = sha256_of_etag(response.headers.get("ETag"))
+            if self.sha256 is None:
+                raise ClientError(f"{self.dest.name}: the ETag {response.headers.get('ETag')!r} is not a SHA-256")
+            self.etag, self.size = response.headers["ETag"], None
         if self.etag is None:
             self.etag = response.headers.get("ETag")
         if self.sha256 is None:
@@ -167,7 +175,8 @@ class _Download:
         return True
 
 
-def download(client, url, dest, *, sha256=None, size=None, etag=None, progress=NO_PROGRESS, first=None):
+def download(client, url, dest, *, sha256=None, size=None, etag=None, progress=NO_PROGRESS, first=None,
+             follow_etag=False):
     """Fetch url into dest. Returns True when it was fetched, False when dest already had the
     right content. Without sha256 the file is checked by its length (and by the answer's ETag
     when that is a SHA-256)."""
@@ -178,7 +187,8 @@ def download(client, url, dest, *, sha256=None, size=None, etag=None, progress=N
         progress.add_bytes(dest.stat().st_size)
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
-    job = _Download(client, url, dest, sha256=sha256, size=size, etag=etag, progress=progress, first=first)
+    job = _Download(client, url, dest, sha256=sha256, size=size, etag=etag, progress=progress, first=first,
+                    follow_etag=follow_etag)
     if job.part.exists():
         progress.add_bytes(job.part.stat().st_size)  # what an earlier run fetched counts as done
     return client.retrying(job.attempt, what=dest.name)

@@ -43,6 +43,7 @@ def live(django_db_setup, django_db_blocker):
         stack.pbx_token = stack.manage("create_api_token", "--username", "pbx", "--role", "pbx").strip()
         stack.token = stack.manage("create_api_token", "--username", "puller", "--role", "administrator").strip()
         stack.day_calls = [ingest_stereo_call(stack, stack.pbx_token, call, seconds=CALL_SECONDS) for call in CALLS]
+        stack.ingested_at = time.monotonic()
         yield stack
 
 
