@@ -68,7 +68,7 @@ def parser():
     receive.add_argument("--listen", required=True, metavar="HOST:PORT")
     receive.add_argument("--out", required=True, type=Path, metavar="DIR")
     receive.add_argument("--secret", metavar="whsec_…", help="the call action's signing secret (env BIZTEL_WEBHOOK_SECRET)")
-    receive.add_argument("--exec", dest="command", metavar="CMD",
+    receive.add_argument("--exec", dest="exec_command", metavar="CMD",
                          help="run after each call, with {ID} {MONAURAL} {LEFT} {RIGHT} replaced (shell-quoted)")
     return top
 
@@ -118,7 +118,7 @@ def run_receive(client, args, quiet):
 
     secret = args.secret or os.environ.get("BIZTEL_WEBHOOK_SECRET")
     try:
-        receiver = Receiver(client, out=args.out, secret=secret, command=args.command, quiet=quiet)
+        receiver = Receiver(client, out=args.out, secret=secret, command=args.exec_command, quiet=quiet)
     except Exception as exc:  # standardwebhooks refuses a bad secret with several exception types
         if secret and not isinstance(exc, OSError):
             raise UsageError(f"--secret is not a whsec_<base64> secret: {exc}") from None
