@@ -92,7 +92,7 @@ class SeenIds:
 class Receiver:
     def __init__(self, client, *, out, secret=None, command=None, quiet=False):
         self.client = client
-        self.out = Path(out)
+        self.out = Path(out).absolute()  # --exec gets paths that hold wherever CMD runs
         self.out.mkdir(parents=True, exist_ok=True)
         self.webhook = Webhook(secret) if secret else None
         self.command = command

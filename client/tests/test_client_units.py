@@ -243,6 +243,13 @@ def test_an_unreachable_server_is_retried_then_reported_with_exit_1(tmp_path, mo
     assert "gave up after 6 attempts" in capsys.readouterr().err
 
 
+def test_receive_with_a_secret_that_is_not_whsec_base64_exits_2(tmp_path, capsys):
+    code = main(["receive", "--listen", "127.0.0.1:0", "--out", str(tmp_path), "--secret", "whsec_!!!",
+                 "--server", "http://127.0.0.1:9", "--token", "x"])
+    assert code == 2
+    assert "--secret is not a whsec_<base64> secret" in capsys.readouterr().err
+
+
 def test_a_day_argument_is_a_date():
     from biztel_client.cli import day_argument
 
