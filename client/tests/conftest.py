@@ -100,10 +100,13 @@ def log_since(before, **filters):
 
 class CuttingProxy:
     """A TCP relay to the server that drops each of its first `cuts` connections after
-    `cut_after` bytes of answer, as a broken network does mid-file. Keeps what clients sent."""
+    `cut_after` bytes of answer, as a broken network does mid-file, and answers the first
+    `failures` connections with a 503 of its own, as a gateway whose upstream is away does.
+    Keeps what clients sent."""
 
-    def __init__(self, upstream_port, *, cut_after, cuts):
+    def __init__(self, upstream_port, *, cut_after=0, cuts=0, failures=0):
         self.upstream_port, self.cut_after, self.cuts_left = upstream_port, cut_after, cuts
+        self.failures_left = failures
         self.sent = bytearray()
         self.lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -119,10 +122,17 @@ class CuttingProxy:
             threading.Thread(target=self.relay, args=(client,), daemon=True).start()
 
     def relay(self, client):
-        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
         with self.lock:
-            cut = self.cuts_left > 0
+            fail = self.failures_left > 0
+            self.failures_left -= fail
+            cut = not fail and self.cuts_left > 0
             self.cuts_left -= cut
+        if fail:
+            self.sent += client.recv(65536)
+            client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            client.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
         threading.Thread(target=self.forward, args=(client, upstream), daemon=True).start()
         relayed = 0
         try:

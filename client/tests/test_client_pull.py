@@ -3,6 +3,7 @@
 import os
 import pty
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,22 @@ def test_a_connection_cut_mid_file_is_resumed(live, tmp_path):
     assert proxy.cuts_left == 0
     assert ranges, bytes(proxy.sent).decode()
     assert all(not line.endswith(b"=0-") for line in ranges)
+
+
+def test_a_server_answering_503_is_retried_with_backoff(live, tmp_path):
+    host_port = int(live.direct_url.rsplit(":", 1)[1])
+    proxy = CuttingProxy(host_port, failures=2)
+    started = time.monotonic()
+    try:
+        result = run_client(live, "pull", "--date", DAY, "--out", str(tmp_path), "--content-type", "monaural",
+                            server=f"http://127.0.0.1:{proxy.port}")
+    finally:
+        proxy.close()
+    assert result.returncode == 0, result.stderr
+    assert proxy.failures_left == 0
+    assert bytes(proxy.sent).count(b"GET /public/api/v1/monitor/?date=") == 3  # two 503s, then the listing
+    assert time.monotonic() - started >= 3  # waited 1 s, then 2 s
+    assert pulled(tmp_path) == {n: d for n, d in day_files(live).items() if n.endswith("-DST.mp3")}
 
 
 def test_the_content_type_option_pulls_only_those_legs(live, tmp_path):
