@@ -254,3 +254,20 @@ def test_a_day_argument_is_a_date():
     from biztel_client.cli import day_argument
 
     assert day_argument("2021-09-13") == date(2021, 9, 13)
+
+
+def test_the_systemd_unit_runs_receive_with_options_the_command_takes():
+    import shlex
+
+    from biztel_client.cli import parser
+
+    unit = (Path(__file__).resolve().parents[2] / "deploy/systemd/biztel-client-receive.service").read_text()
+    exec_start = unit.replace("\\\n", " ").split("ExecStart=", 1)[1].splitlines()[0]
+    program, *args = shlex.split(exec_start)
+    assert program.endswith("/bin/biztel-client")
+    parsed = parser().parse_args(args)
+    assert (parsed.command, parsed.listen, parsed.exec_command) == (
+        "receive", "0.0.0.0:8080", "/usr/local/bin/transcribe {ID} {LEFT} {RIGHT}"
+    )
+    for name in ("BIZTEL_URL", "BIZTEL_TOKEN", "BIZTEL_WEBHOOK_SECRET"):
+        assert f"#   {name}=" in unit
