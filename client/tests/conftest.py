@@ -16,7 +16,8 @@ import pytest
 from tests.conftest import pytest_configure  # noqa: F401 (the real services must be there, never skipped)
 from tests.stack import ingest_stereo_call, product_stack
 
-CLIENT = Path(sys.executable).with_name("biztel-client")
+# The console script of this venv; BIZTEL_CLIENT names another build (e.g. one installed under Python 3.9).
+CLIENT = Path(os.environ.get("BIZTEL_CLIENT") or Path(sys.executable).with_name("biztel-client"))
 DAY = "2021-09-14"
 PULL_NUMBER = "0501110000"
 CALLS = [
