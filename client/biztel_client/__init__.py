@@ -1,0 +1,3 @@
+"""biztel-client: the customer side of the recording gateway, over its public API only."""
+
+__version__ = "1.0.0"

@@ -1,0 +1,3 @@
+from biztel_client.cli import main
+
+raise SystemExit(main())
