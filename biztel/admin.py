@@ -17,6 +17,19 @@ from biztel.selectors import usage_this_month
 from biztel.tokens import token_issue, token_revoke
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the product writes itself (the access log, audit trails): shown, never edited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Account)
 class AccountAdmin(AuditedAdmin, UserAdmin):
     list_display = ("username", "role", "visible_groups", "is_active", "is_staff", "last_login")
@@ -142,7 +155,7 @@ class MonthlyUsageAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccessLogEntry)
-class AccessLogAdmin(admin.ModelAdmin):
+class AccessLogAdmin(ReadOnlyAdmin):
     list_display = (
         "at", "account", "token", "method", "recording_request_id", "content_type", "status", "bytes_sent", "client_ip",
     )
@@ -151,15 +164,6 @@ class AccessLogAdmin(admin.ModelAdmin):
     date_hierarchy = "at"
     list_select_related = ("account", "token", "recording")
     actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         # Usage per day and token, for the rows the filters leave.
@@ -178,7 +182,7 @@ class AccessLogAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConfigChange)
-class ConfigChangeAdmin(admin.ModelAdmin):
+class ConfigChangeAdmin(ReadOnlyAdmin):
     list_display = ("at", "source", "who", "action", "content_type", "object_repr", "changed_fields")
     list_filter = (
         ("content_type", admin.RelatedOnlyFieldListFilter),
@@ -207,15 +211,6 @@ class ConfigChangeAdmin(admin.ModelAdmin):
                 ((name, json.dumps(old), json.dumps(new)) for name, (old, new) in obj.changes.items()),
             ),
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # django-otp's page of authenticators (QR code, config URL), with its changes in the trail too.

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from biztel import config
+from biztel.admin import ReadOnlyAdmin
 from biztel.errors import Conflict
 from recordings.lifecycle import Actor, recording_delete, recording_hold_set
 from recordings.models import AuditEntry, Recording, RecordingFile
@@ -103,7 +104,7 @@ class RecordingAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """Every delete, legal hold and lift of a recording; written by recordings/lifecycle.py only."""
 
     list_display = ("at", "action", "request_id", "unique_id", "username", "token", "via", "detail")
@@ -113,12 +114,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_select_related = ("token", "token__account")
     readonly_fields = [f.name for f in AuditEntry._meta.fields]
     actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -24,6 +24,7 @@ from tests.audio_helpers import dominant_frequency, level_at
 from tests.conftest import ensure_debian_packages
 from tests.factories import call_fields, stored_recording
 from tests.media import tone, wav_bytes
+from tests.test_download_errors import NOT_FOUND
 
 pytestmark = pytest.mark.django_db
 
@@ -39,14 +40,6 @@ FORMAT_ERROR = {
     "message": "The format must be mp3, flac or wav.",
     "messages": {"format": ["The format must be mp3, flac or wav."]},
     "reason": "The format must be mp3, flac or wav.",
-}
-NOT_FOUND = {
-    "name": "EntityNotFoundException",
-    "type": "NOT_FOUND",
-    "exception_id": None,
-    "message": "対象が存在しません",
-    "messages": None,
-    "reason": "対象が存在しません",
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import pytest_configure  # noqa: F401 (the real services must be there, never skipped)
+from tests.conftest import django_db_setup, real_services  # noqa: F401 (the real services must be there, never skipped)
 from tests.stack import ingest_stereo_call, product_stack
 
 # The console script of this venv; BIZTEL_CLIENT names another build (e.g. one installed under Python 3.9).
