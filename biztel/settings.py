@@ -7,8 +7,10 @@ filesystem broker, an in-process cache.
 
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
@@ -48,6 +50,35 @@ def envnetworks(name):
         return [ipaddress.ip_network(cidr, strict=False) for cidr in envlist(name)]
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+def envstorageurl(name):
+    """'' (the disk under MEDIA_ROOT), file:///absolute/path or s3://bucket[/prefix]."""
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path.startswith("/") and not parts.query:
+        return value
+    if parts.scheme == "s3" and re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", parts.netloc) and not parts.query:
+        return value
+    raise ImproperlyConfigured(f"{name} must be file:///absolute/path or s3://bucket[/prefix], not {value!r}")
+
+
+def envchoice(name, choices, default=""):
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def envurl(name):
+    value = os.environ.get(name, "").strip()
+    if value and not (urlsplit(value).scheme in ("http", "https") and urlsplit(value).netloc):
+        raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL, not {value!r}")
+    return value
 
 
 def persistent_secret_key():
@@ -166,10 +197,34 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 
+# Storage of the recordings (recordings/storage.py, SPEC.md §9): the disk (unset: MEDIA_ROOT;
+# file:///path) or an S3-compatible bucket (s3://bucket[/prefix]) shared by every node.
+# With a bucket, MEDIA_ROOT is only this node's scratch space (.incoming).
+STORAGE_URL = envstorageurl("STORAGE_URL")
+AWS_S3_ENDPOINT_URL = envurl("AWS_S3_ENDPOINT_URL")
+# Unset keys: boto3 finds credentials itself (instance profile, ~/.aws).
+AWS_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID", "").strip()
+AWS_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY", "").strip()
+if bool(AWS_ACCESS_KEY_ID) != bool(AWS_SECRET_ACCESS_KEY):
+    raise ImproperlyConfigured("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+AWS_S3_REGION_NAME = os.environ.get("AWS_S3_REGION_NAME", "").strip()
+STORAGE_S3_SSE = envchoice("STORAGE_S3_SSE", ("AES256", "aws:kms"))
+STORAGE_S3_KMS_KEY_ID = os.environ.get("STORAGE_S3_KMS_KEY_ID", "").strip()
+if STORAGE_S3_KMS_KEY_ID and STORAGE_S3_SSE != "aws:kms":
+    raise ImproperlyConfigured("STORAGE_S3_KMS_KEY_ID needs STORAGE_S3_SSE=aws:kms")
+
 # Ingest
 INGEST_MAX_UPLOAD_BYTES = envint("INGEST_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Upload copies go where the encoder's temporary files go (the node's .incoming folder), so the
+# purge also sweeps what a killed worker left of them (recordings/storage.py debris_remove).
+_LOCAL_ROOT = Path(urlsplit(STORAGE_URL).path) if STORAGE_URL.startswith("file:") else MEDIA_ROOT
+FILE_UPLOAD_TEMP_DIR = str(_LOCAL_ROOT / ".incoming")
+try:
+    Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+except OSError:
+    pass  # a read-only checkout running a command that does not store anything
 
 # Download: when nginx fronts the application (deploy/), Django authorises and
 # counts, then hands the bytes to nginx through this internal location.

@@ -3,8 +3,10 @@
 Both hold the files still stored of the recordings that started that (local) day,
 mixed and separated, under their own names, and manifest.csv. Memory stays flat
 whatever the size of the day: files are copied into the zip in chunks (stored, not
-compressed: MP3 does not shrink), the rows are read in chunks and the manifest is
-spooled to disk once it grows.
+compressed: MP3 does not shrink; from a bucket each object is one streamed GET), the
+rows are read in chunks and the manifest is spooled to disk once it grows. The zip is
+built in the node's temporary folder and then stored like a recording (on a bucket:
+uploaded in parts).
 """
 
 import csv
@@ -118,7 +120,7 @@ def _publish(day, temp_path, *, size, sha256, file_count, built_at):
         archive.built_at = built_at
         archive.deleted_at = None
         archive.save()
-        storage.move_into_place(temp_path, archive.path)
+        storage.move_into_place(temp_path, archive.path, sha256=sha256)
     return archive
 
 

@@ -45,6 +45,9 @@ class RecordingFile(models.Model):
     audio_detected = models.BooleanField(default=True, help_text="False when the file is silence only.")
     created_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set by the purge before it deletes the file and cleared again if that fails, so a
+    # download that comes in between answers 404 rather than finding the file gone.
+    purging_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [

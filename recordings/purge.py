@@ -6,12 +6,17 @@ or changing a retention period, applies to the files already stored as well.
 Each file is deleted from storage first and marked deleted after; a file that cannot
 be deleted stays unmarked and so stays due for the next run. A run that is
 interrupted leaves at most some files gone but unmarked, which the next run marks
-(deleting a missing file counts as done).
+(deleting a missing file counts as done). While a batch is being deleted its rows carry
+`purging_at`, and downloads treat those files as gone (404), never as a missing file (500).
+
+Each run also sweeps what crashes leave: this node's temporary files older than an hour
+(storage.debris_remove) and stored files or objects that no row names, once an hour old.
 """
 
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import PurePosixPath
 
 from django.db.models import Q
 from django.utils import timezone
@@ -31,6 +36,8 @@ class PurgeOutcome:
     files: int = 0
     archives: int = 0
     failed: int = 0
+    debris: int = 0
+    orphans: int = 0
 
 
 def due_cutoffs(*, now, settings_row):
@@ -92,8 +99,14 @@ def purge_due(*, now=None, dry_run=False, batch_size=BATCH_SIZE, report=_quiet):
                     report("would delete", stored.path, None)
                 outcome.files += len(batch)
                 continue
-            deleted = [stored.pk for stored in batch if _delete(stored.path, outcome, report)]
+            # Marked first, so a download from here on answers 404 instead of finding the file gone;
+            # a file that cannot be deleted is unmarked again and stays due.
+            RecordingFile.objects.filter(pk__in=[s.pk for s in batch]).update(purging_at=timezone.now())
+            deleted, failed = [], []
+            for stored in batch:
+                (deleted if _delete(stored.path, outcome, report) else failed).append(stored.pk)
             RecordingFile.objects.filter(pk__in=deleted, deleted_at__isnull=True).update(deleted_at=timezone.now())
+            RecordingFile.objects.filter(pk__in=failed).update(purging_at=None)
             outcome.files += len(deleted)
 
     archive_cutoff = now - timedelta(days=settings_row.bulk_retention_days)
@@ -104,4 +117,44 @@ def purge_due(*, now=None, dry_run=False, batch_size=BATCH_SIZE, report=_quiet):
         elif _delete(archive.path, outcome, report):
             DayArchive.objects.filter(pk=archive.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
             outcome.archives += 1
+    if not dry_run:
+        outcome.debris = storage.debris_remove(before=now - timedelta(seconds=storage.DEBRIS_AGE_SECONDS), report=report)
+        outcome.orphans = orphans_remove(now=now, outcome=outcome, report=report)
     return outcome
+
+
+def _named(paths):
+    """The paths among `paths` that a row names (deleted or not: a purged row's file was deleted
+    by the purge itself, and an archive is rebuilt under the same path)."""
+    named = set(RecordingFile.objects.filter(path__in=paths).values_list("path", flat=True))
+    named |= set(DayArchive.objects.filter(path__in=paths).values_list("path", flat=True))
+    return named
+
+
+def orphans_remove(*, now, outcome, report=_quiet, batch_size=1000):
+    """Delete stored files that no row names once they are an hour old: what a crash between
+    storing a file and committing its row left (SPEC.md §9). Returns how many."""
+    cutoff = now - timedelta(seconds=storage.DEBRIS_AGE_SECONDS)
+    removed = 0
+    batch = []
+
+    def sweep(batch):
+        # A file stored beside a named one under the same stem (the lossless .flac of an .mp3)
+        # belongs to that row.
+        candidates = {path: {path, str(PurePosixPath(path).with_suffix(".mp3"))} for path in batch}
+        named = _named({name for names in candidates.values() for name in names})
+        count = 0
+        for path, names in candidates.items():
+            if not names & named and _delete(path, outcome, report):
+                count += 1
+        return count
+
+    for relative, modified in storage.listing():
+        if modified <= cutoff:
+            batch.append(relative)
+        if len(batch) >= batch_size:
+            removed += sweep(batch)
+            batch = []
+    if batch:
+        removed += sweep(batch)
+    return removed

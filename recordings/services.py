@@ -288,7 +288,9 @@ def _existing(call):
 
 
 def recording_store(*, call, prepared, settings_row):
-    """Rows, event and files in one transaction; files move in last, and out again if the commit fails."""
+    """Rows, event and files in one transaction; files are stored last (moved in, or uploaded to
+    the bucket), and deleted again when the transaction does not commit. A crash in between
+    leaves files no row names: the purge removes them (recordings/purge.py orphans_remove)."""
     now = timezone.now()
     local_start = timezone.localtime(call["started_at"])
     key = call[settings_row.recording_key]
@@ -311,7 +313,7 @@ def recording_store(*, call, prepared, settings_row):
                     content_type=item.content_type,
                 )
                 relative = f"{naming.day_folder(local_start)}/{name}"
-                placements.append((item.temp_path, relative))
+                placements.append((item, relative))
                 RecordingFile.objects.create(
                     recording=recording,
                     content_type=item.content_type,
@@ -324,8 +326,9 @@ def recording_store(*, call, prepared, settings_row):
                     created_at=now,
                 )
             event_create_recording_completed(recording=recording)
-            for temp_path, relative in placements:
-                storage.move_into_place(temp_path, relative)
+            # Stored (uploaded, or flushed to disk) before the commit that names them.
+            for item, relative in placements:
+                storage.move_into_place(item.temp_path, relative, sha256=item.sha256)
                 moved.append(relative)
     except BaseException:
         for relative in moved:
