@@ -52,17 +52,22 @@ def envnetworks(name):
         raise ImproperlyConfigured(f"{name}: {exc}") from None
 
 
+def storage_url_valid(value):
+    """file:///absolute/path or s3://bucket[/prefix] (also checked by manage.py storage_copy --to)."""
+    parts = urlsplit(value)
+    if parts.query or parts.fragment:
+        return False
+    if parts.scheme == "file":
+        return parts.netloc in ("", "localhost") and parts.path.startswith("/")
+    return parts.scheme == "s3" and re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", parts.netloc) is not None
+
+
 def envstorageurl(name):
     """'' (the disk under MEDIA_ROOT), file:///absolute/path or s3://bucket[/prefix]."""
     value = os.environ.get(name, "").strip()
-    if value == "":
-        return ""
-    parts = urlsplit(value)
-    if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path.startswith("/") and not parts.query:
-        return value
-    if parts.scheme == "s3" and re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", parts.netloc) and not parts.query:
-        return value
-    raise ImproperlyConfigured(f"{name} must be file:///absolute/path or s3://bucket[/prefix], not {value!r}")
+    if value and not storage_url_valid(value):
+        raise ImproperlyConfigured(f"{name} must be file:///absolute/path or s3://bucket[/prefix], not {value!r}")
+    return value
 
 
 def envchoice(name, choices, default=""):

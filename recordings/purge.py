@@ -149,12 +149,18 @@ def orphans_remove(*, now, outcome, report=_quiet, batch_size=1000):
                 count += 1
         return count
 
-    for relative, modified in storage.listing():
-        if modified <= cutoff:
-            batch.append(relative)
-        if len(batch) >= batch_size:
-            removed += sweep(batch)
-            batch = []
+    try:
+        for relative, modified in storage.listing():
+            if modified <= cutoff:
+                batch.append(relative)
+            if len(batch) >= batch_size:
+                removed += sweep(batch)
+                batch = []
+    except OSError as exc:
+        outcome.failed += 1
+        log.warning("purge: cannot list the storage for files no row names: %s", exc)
+        report("failed", "(listing the storage)", exc)
+        return removed
     if batch:
         removed += sweep(batch)
     return removed

@@ -82,6 +82,10 @@ class Disk:
     def copy_out(self, relative, destination):
         shutil.copyfile(self.path(relative), destination)
 
+    def holds(self, relative, size, sha256):
+        path = self.path(relative)
+        return path.is_file() and path.stat().st_size == size and hash_file(path) == (size, sha256)
+
 
 def _fsync_folder(folder):
     fd = os.open(folder, os.O_RDONLY)
@@ -177,6 +181,15 @@ class Bucket:
     def copy_out(self, relative, destination):
         with self.open_for_read(relative) as source, open(destination, "wb") as out:
             shutil.copyfileobj(source, out, CHUNK)
+
+    def holds(self, relative, size, sha256):
+        head = self.head(relative)
+        if head is None or head["ContentLength"] != size:
+            return False
+        if head.get("Metadata", {}).get("sha256") == sha256:
+            return True
+        with self.open_for_read(relative) as f:
+            return _hash_stream(f) == (size, sha256)
 
     def presigned_url(self, relative, content_type):
         return self.client.generate_presigned_url(
@@ -421,6 +434,30 @@ def open_new_temp(suffix=".part"):
     """(path, binary file open for writing) of a fresh temporary file; move it in with move_into_place."""
     path = new_temp_path(suffix)
     return path, open(path, "wb")
+
+
+def copy_to(target, relative, *, size, sha256):
+    """Copy one stored file from the storage in force to `target` (another backend), checking
+    its bytes against the row's size and SHA-256. Returns False when the target already holds
+    exactly those bytes, True when copied; StorageError when the source does not match."""
+    if target.holds(relative, size, sha256):
+        return False
+    temp_path = new_temp_path()
+    try:
+        with open_for_read(relative) as source, open(temp_path, "wb") as out:
+            digest = hashlib.sha256()
+            copied = 0
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                copied += len(chunk)
+        if (copied, digest.hexdigest()) != (size, sha256):
+            raise StorageError(f"{relative} does not match its row (SHA-256 or size differs); not copied")
+        # each file goes in whole (a rename, or one upload), so an interrupted copy leaves none half-written
+        target.put(temp_path, relative, sha256)
+    finally:
+        discard(temp_path)
+    return True
 
 
 def listing():
