@@ -219,6 +219,7 @@ class ObjectReader(io.RawIOBase):
         self._pos = offset
         self._end = None if length is None else offset + length
         self._body = None
+        self._body_pos = offset  # where the open GET's stream is
         self.size = None
         # The first GET happens now, so a missing object is FileNotFoundError at open, as on disk.
         self._start()
@@ -247,6 +248,7 @@ class ObjectReader(io.RawIOBase):
         content_range = answer.get("ContentRange")
         self.size = int(content_range.rsplit("/", 1)[1]) if content_range else answer["ContentLength"]
         self._body = answer["Body"]
+        self._body_pos = self._pos
 
     def readable(self):
         return True
@@ -257,6 +259,8 @@ class ObjectReader(io.RawIOBase):
     def read(self, size=-1):
         if self._pos >= (self._end if self._end is not None else self.size):
             return b""
+        if self._body is not None and self._body_pos != self._pos:
+            self._drop_body()  # seeked away since: another GET from here
         if self._body is None:
             self._start()
             if self._body is None:
@@ -266,6 +270,7 @@ class ObjectReader(io.RawIOBase):
         except Exception as exc:
             raise StorageError(f"cannot read {self._relative}: {exc}") from exc
         self._pos += len(data)
+        self._body_pos = self._pos
         return data
 
     def readall(self):
@@ -283,9 +288,9 @@ class ObjectReader(io.RawIOBase):
             offset += self.size
         if offset < 0:
             raise ValueError("negative seek position")
-        if offset != self._pos:
-            self._drop_body()
-            self._pos = offset
+        # Only moved: the stream is kept, so a seek there and back (FileResponse measuring
+        # the length) costs no second GET.
+        self._pos = offset
         return self._pos
 
     def tell(self):

@@ -10,8 +10,6 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.conftest import free_port, wait_for_port
-
 ACCESS_KEY = "biztel-test"
 SECRET_KEY = "biztel-test-secret"
 REGION = "us-east-1"
@@ -20,6 +18,8 @@ REGION = "us-east-1"
 @contextmanager
 def moto_server():
     """Start moto's server; yields its endpoint URL."""
+    from tests.conftest import free_port, wait_for_port  # conftest imports this module's fixtures
+
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
