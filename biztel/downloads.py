@@ -17,7 +17,7 @@ from biztel.errors import ApiError
 from recordings import storage
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-STREAM_BLOCK = 256 * 1024
+STREAM_BLOCK = 1024 * 1024
 
 
 class RangeNotSatisfiable(ApiError):

@@ -222,14 +222,6 @@ if STORAGE_S3_KMS_KEY_ID and STORAGE_S3_SSE != "aws:kms":
 INGEST_MAX_UPLOAD_BYTES = envint("INGEST_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-# Upload copies go where the encoder's temporary files go (the node's .incoming folder), so the
-# purge also sweeps what a killed worker left of them (recordings/storage.py debris_remove).
-_LOCAL_ROOT = Path(urlsplit(STORAGE_URL).path) if STORAGE_URL.startswith("file:") else MEDIA_ROOT
-FILE_UPLOAD_TEMP_DIR = str(_LOCAL_ROOT / ".incoming")
-try:
-    Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
-except OSError:
-    pass  # a read-only checkout running a command that does not store anything
 
 # Download: when nginx fronts the application (deploy/), Django authorises and
 # counts, then hands the bytes to nginx through this internal location.

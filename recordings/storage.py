@@ -23,6 +23,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, TemporaryFileUploadHandler
 
 INCOMING = ".incoming"
 CHUNK = 1024 * 1024
@@ -96,8 +98,8 @@ def _fsync_folder(folder):
 
 
 class Bucket:
-    """An S3-compatible bucket: django-storages' S3Storage holds the configuration and the
-    per-thread boto3 clients; the reads and listings use the client directly."""
+    """An S3-compatible bucket: django-storages' S3Storage holds the configuration (client and
+    transfer settings, object parameters); one boto3 client made from it does the requests."""
 
     kind = "s3"
 
@@ -127,9 +129,14 @@ class Bucket:
             querystring_expire=PRESIGNED_SECONDS,
         )
 
-    @property
+    @functools.cached_property
     def client(self):
-        return self.s3.connection.meta.client
+        # One client per process: botocore clients are thread-safe, and making one (what
+        # django-storages does per thread) costs about a second of CPU and tens of MB.
+        return self.s3._create_session().client(
+            "s3", region_name=self.s3.region_name, endpoint_url=self.s3.endpoint_url, use_ssl=self.s3.use_ssl,
+            verify=self.s3.verify, config=self.s3.client_config,
+        )
 
     def key(self, relative):
         return f"{self.prefix}/{relative}" if self.prefix else relative
@@ -380,6 +387,20 @@ def new_temp_path(suffix=".part"):
     # mkstemp makes it private; stored recordings are read by nginx too (deploy/).
     os.chmod(name, 0o644)
     return Path(name)
+
+
+class IncomingUploadedFile(TemporaryUploadedFile):
+    """Django's temporary copy of an upload, kept in .incoming (recordings/ingest_views.py)."""
+
+    def __init__(self, name, content_type, size, charset, content_type_extra=None):
+        file = tempfile.NamedTemporaryFile(suffix=".upload" + os.path.splitext(name)[1], dir=incoming_folder())
+        UploadedFile.__init__(self, file, name, content_type, size, charset, content_type_extra)
+
+
+class IncomingUploadHandler(TemporaryFileUploadHandler):
+    def new_file(self, *args, **kwargs):
+        FileUploadHandler.new_file(self, *args, **kwargs)
+        self.file = IncomingUploadedFile(self.file_name, self.content_type, 0, self.charset, self.content_type_extra)
 
 
 def copy_to_temp(source):

@@ -89,7 +89,7 @@ def main():
                     "API from the disk": api(disk_port, f"{index:020d}"),
                 }
                 for read_once in readers.values():
-                    rate(read_once, 1)  # warm-up
+                    rate(read_once, 3)  # warm-up: every web worker makes its S3 client once
                 runs = {name: [] for name in readers}
                 for _ in range(2):  # the servers in turn, so drift on a shared machine hits each alike
                     for name, read_once in readers.items():
