@@ -477,3 +477,20 @@ def test_storage_copy_from_a_bucket_to_a_disk_checks_every_sha256(db, s3_bucket,
 def test_storage_copy_refuses_a_bad_url(db):
     with pytest.raises(CommandError, match="--to must be"):
         copy_to("ftp://elsewhere")
+
+
+def test_a_starting_worker_removes_the_debris_older_than_an_hour(transactional_db, settings, tmp_path):
+    from tests.callactions_support import Worker
+
+    old, fresh = storage.new_temp_path(), storage.new_temp_path()
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    worker = Worker(tmp_path / "worker.log", extra_env={"MEDIA_ROOT": str(settings.MEDIA_ROOT)}).start()
+    try:
+        deadline = time.monotonic() + 10
+        while old.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    assert not old.exists()
+    assert fresh.exists()
