@@ -97,6 +97,14 @@ def test_with_storage_s3_sse_the_store_encrypts_each_object(db, s3_bucket, s3_en
     assert s3.client(s3_endpoint).head_object(Bucket=s3_bucket, Key=key)["ServerSideEncryption"] == "AES256"
 
 
+def test_with_aws_kms_the_store_encrypts_each_object_with_that_key(db, s3_bucket, s3_endpoint, settings):
+    settings.STORAGE_S3_SSE = "aws:kms"
+    settings.STORAGE_S3_KMS_KEY_ID = "arn:aws:kms:us-east-1:123456789012:key/biztel-test"
+    recording = stored_recording(separated=False)
+    head = s3.client(s3_endpoint).head_object(Bucket=s3_bucket, Key=f"recordings/{recording.files.get().path}")
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", settings.STORAGE_S3_KMS_KEY_ID)
+
+
 def test_a_large_file_is_uploaded_in_parts(db, s3_bucket, s3_endpoint, tmp_path):
     temp = storage.new_temp_path()
     temp.write_bytes(os.urandom(20 * 1024 * 1024))
