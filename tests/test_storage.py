@@ -90,6 +90,16 @@ def test_a_call_stored_in_a_bucket_is_one_object_per_file_under_the_prefix(db, s
     assert [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()] == []
 
 
+def test_a_file_url_stores_on_the_disk_at_that_path(client, token, settings, tmp_path):
+    settings.STORAGE_URL = f"file://{tmp_path}/elsewhere"
+    recording = stored_recording(separated=False)
+    stored = recording.files.get()
+    assert (tmp_path / "elsewhere" / stored.path).is_file()
+    assert not Path(settings.MEDIA_ROOT).exists() or not list(Path(settings.MEDIA_ROOT).rglob("*.mp3"))
+    response = client.get(URL.format(recording.request_id), **auth(token))
+    assert body(response) == (tmp_path / "elsewhere" / stored.path).read_bytes()
+
+
 def test_with_storage_s3_sse_the_store_encrypts_each_object(db, s3_bucket, s3_endpoint, settings):
     settings.STORAGE_S3_SSE = "AES256"
     recording = stored_recording(separated=False)
