@@ -3,7 +3,6 @@
 
 import http.client
 import io
-import json
 import os
 import signal
 import subprocess
@@ -42,7 +41,7 @@ def body(response):
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 
-def stored_keys(settings):
+def stored_keys():
     """What the storage in force holds, by relative path (.incoming excluded)."""
     return sorted(relative for relative, _ in storage.listing())
 
@@ -115,7 +114,7 @@ def test_with_aws_kms_the_store_encrypts_each_object_with_that_key(db, s3_bucket
     assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", settings.STORAGE_S3_KMS_KEY_ID)
 
 
-def test_a_large_file_is_uploaded_in_parts(db, s3_bucket, s3_endpoint, tmp_path):
+def test_a_large_file_is_uploaded_in_parts(db, s3_bucket, s3_endpoint):
     temp = storage.new_temp_path()
     temp.write_bytes(os.urandom(20 * 1024 * 1024))
     storage.move_into_place(temp, "2019/07/18/big.mp3")
@@ -152,7 +151,7 @@ def test_a_commit_that_fails_after_the_files_were_stored_leaves_no_file_and_no_r
     with pytest.raises(Exception, match="refused at commit"):
         recording_ingest(fields=call_fields(request_id=refused_at_commit), **files)
     assert Recording.objects.count() == 0
-    assert stored_keys(settings) == []
+    assert stored_keys() == []
     assert list(storage.incoming_folder().iterdir()) == []
 
 
@@ -286,7 +285,7 @@ def test_stored_files_no_row_names_are_purged_once_an_hour_old(db, storage_backe
     out = purge_as_of(timezone.now() + timedelta(minutes=61))
     assert "deleted 2019/07/18/orphan.mp3" in out
     assert not storage.exists("2019/07/18/orphan.mp3")
-    assert stored_keys(settings) == sorted(
+    assert stored_keys() == sorted(
         [f.path for f in recording.files.all()] + [monaural.removesuffix(".mp3") + ".flac"]
     )
 
