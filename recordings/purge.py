@@ -14,6 +14,7 @@ Each run also sweeps what crashes leave: this node's temporary files older than 
 """
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -29,6 +30,9 @@ from recordings.retention import retention_days
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# What the product stores (recordings and their copies by day, archives by month); anything
+# else someone keeps in the same folder or bucket is never swept as an orphan.
+STORED_SHAPE = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[^/]+|archives/[0-9]{4}/[0-9]{2}/[^/]+")
 
 
 @dataclass
@@ -151,7 +155,7 @@ def orphans_remove(*, now, outcome, report=_quiet, batch_size=1000):
 
     try:
         for relative, modified in storage.listing():
-            if modified <= cutoff:
+            if modified <= cutoff and STORED_SHAPE.fullmatch(relative):
                 batch.append(relative)
             if len(batch) >= batch_size:
                 removed += sweep(batch)

@@ -280,13 +280,17 @@ def test_stored_files_no_row_names_are_purged_once_an_hour_old(db, storage_backe
     monaural = recording.files.get(content_type="monaural").path
     storage.move_into_place(flac, monaural.removesuffix(".mp3") + ".flac")
 
+    someone_elses = storage.new_temp_path()
+    someone_elses.write_bytes(b"not ours")
+    storage.move_into_place(someone_elses, "notes/readme.txt")
+
     purge_as_of(timezone.now())
     assert storage.exists("2019/07/18/orphan.mp3")  # younger than an hour: maybe an ingest about to commit
     out = purge_as_of(timezone.now() + timedelta(minutes=61))
     assert "deleted 2019/07/18/orphan.mp3" in out
     assert not storage.exists("2019/07/18/orphan.mp3")
     assert stored_keys() == sorted(
-        [f.path for f in recording.files.all()] + [monaural.removesuffix(".mp3") + ".flac"]
+        [f.path for f in recording.files.all()] + [monaural.removesuffix(".mp3") + ".flac", "notes/readme.txt"]
     )
 
 
