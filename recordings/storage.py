@@ -5,7 +5,8 @@ S3-compatible bucket (`s3://bucket[/prefix]`, through django-storages and boto3)
 behind the same few operations on relative paths (`YYYY/MM/DD/<name>`, `archives/…`):
 move_into_place (write a prepared temporary file in, durably), open_for_read (a seekable
 read-only binary file; ranged GETs on a bucket, so nothing is read whole), delete, exists,
-listing (path and age), copy_out, size_and_hash, and accel_redirect for nginx.
+listing (path and age), copy_out, size_and_hash, and accel_redirect for nginx; on a bucket
+also object_writer (an object written as a stream, for archives).
 
 Temporary files are always local, in `<local root>/.incoming` (the disk's root, or MEDIA_ROOT
 beside a bucket): the encoder writes there, uploads are copied there, archives are built there.
@@ -18,6 +19,7 @@ import mimetypes
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,6 +35,8 @@ CHUNK = 1024 * 1024
 DEBRIS_AGE_SECONDS = 3600
 # How long a presigned URL handed to nginx stays valid; nginx starts the request at once.
 PRESIGNED_SECONDS = 60
+# Parts of an object written as a stream (archives); S3 wants at least 5 MiB but the last.
+PART_SIZE = 8 * 1024 * 1024
 
 
 class StorageError(OSError):
@@ -210,6 +214,57 @@ class Bucket:
             Params={"Bucket": self.bucket, "Key": self.key(relative), "ResponseContentType": content_type},
             ExpiresIn=PRESIGNED_SECONDS,
         )
+
+
+class ObjectWriter(io.RawIOBase):
+    """A new object written as a stream: a multipart upload whose parts go out as they fill,
+    so memory holds one part whatever the size. Completed by complete(), dropped by abort()."""
+
+    def __init__(self, bucket, relative):
+        super().__init__()
+        self._bucket = bucket
+        self._key = bucket.key(relative)
+        self._buffer = bytearray()
+        self._parts = []
+        self._digest = hashlib.sha256()
+        self.size = 0
+        extra = {**bucket.s3.get_object_parameters(relative), "ContentType": content_type_of(relative)}
+        self._upload_id = self._call("create_multipart_upload", **extra)["UploadId"]
+
+    def _call(self, operation, **arguments):
+        try:
+            return getattr(self._bucket.client, operation)(Bucket=self._bucket.bucket, Key=self._key, **arguments)
+        except Exception as exc:
+            raise StorageError(f"cannot write {self._key}: {exc}") from exc
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self._buffer += data
+        self._digest.update(data)
+        self.size += len(data)
+        if len(self._buffer) >= PART_SIZE:
+            self._send_part()
+        return len(data)
+
+    def _send_part(self):
+        number = len(self._parts) + 1
+        answer = self._call("upload_part", UploadId=self._upload_id, PartNumber=number, Body=bytes(self._buffer))
+        self._parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        self._buffer.clear()
+
+    @property
+    def sha256(self):
+        return self._digest.hexdigest()
+
+    def complete(self):
+        if self._buffer or not self._parts:
+            self._send_part()
+        self._call("complete_multipart_upload", UploadId=self._upload_id, MultipartUpload={"Parts": self._parts})
+
+    def abort(self):
+        self._call("abort_multipart_upload", UploadId=self._upload_id)
 
 
 def _status(exc):
@@ -490,6 +545,22 @@ def copy_to(target, relative, *, size, sha256):
     finally:
         discard(temp_path)
     return True
+
+
+@contextmanager
+def object_writer(relative):
+    """Bucket only: a binary file open for writing that becomes the object `relative` when the
+    block ends (and nothing when it raises). Its .size and .sha256 are known afterwards."""
+    store = backend()
+    if store.kind != "s3":
+        raise RuntimeError("object_writer() is for a bucket; on the disk use open_new_temp()")
+    writer = ObjectWriter(store, relative)
+    try:
+        yield writer
+    except BaseException:
+        writer.abort()
+        raise
+    writer.complete()
 
 
 def listing():

@@ -123,6 +123,22 @@ def test_a_large_file_is_uploaded_in_parts(db, s3_bucket, s3_endpoint):
     assert not temp.exists()
 
 
+def test_an_object_written_as_a_stream_goes_up_in_parts_and_a_failed_one_leaves_nothing(db, s3_bucket, s3_endpoint):
+    data = os.urandom(19 * 1024 * 1024)
+    with storage.object_writer("archives/2019/07/streamed.zip") as out:
+        for start in range(0, len(data), 100_000):
+            out.write(data[start:start + 100_000])
+    assert (out.size, out.sha256) == storage.size_and_hash("archives/2019/07/streamed.zip")
+    head = s3.client(s3_endpoint).head_object(Bucket=s3_bucket, Key="recordings/archives/2019/07/streamed.zip")
+    assert (head["ContentLength"], head["ETag"].strip('"')[-2:]) == (len(data), "-3")
+    with pytest.raises(RuntimeError, match="the build failed"):
+        with storage.object_writer("archives/2019/07/failed.zip") as out:
+            out.write(data)
+            raise RuntimeError("the build failed")
+    assert stored_keys() == ["archives/2019/07/streamed.zip"]
+    assert s3.client(s3_endpoint).list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
 @pytest.fixture
 def refused_at_commit(transactional_db):
     """A deferred constraint trigger that fails the COMMIT of one request ID: the files are
