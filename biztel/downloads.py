@@ -1,8 +1,9 @@
 """Answer a download: conditional requests, byte ranges, streaming (RFC 9110).
 
 The body is never read whole: the open file goes to the WSGI server, which
-sends it with sendfile(2) where it can; a range is a bounded view of the file.
-Behind nginx (DOWNLOAD_ACCEL_REDIRECT_PREFIX set) the bytes are sent by nginx.
+sends it with sendfile(2) where it can; a range is a bounded view of the file (from
+a bucket: one ranged GET streamed through). Behind nginx (DOWNLOAD_ACCEL_REDIRECT_PREFIX
+set) the bytes are sent by nginx, from the disk or from a presigned URL of the object.
 """
 
 import re
@@ -18,6 +19,7 @@ from recordings import storage
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 # Longer than any file size: a bigger number is read as this (int() of thousands of digits fails).
 _HUGE = 10**19
+STREAM_BLOCK = 1024 * 1024
 
 
 def _offset(digits):
@@ -136,12 +138,19 @@ def file_response(request, *, relative_path, name, size, sha256, modified, conte
     if request.method == "HEAD" or settings.DOWNLOAD_ACCEL_REDIRECT_PREFIX:
         response = HttpResponse(status=206 if span else 200, content_type=content_type)
         if request.method != "HEAD":
-            # nginx sends the bytes (and answers the Range itself) from its internal location.
-            response["X-Accel-Redirect"] = settings.DOWNLOAD_ACCEL_REDIRECT_PREFIX + relative_path
+            # nginx sends the bytes (and answers the Range itself) from its internal location;
+            # from a bucket it asks the store for the range decided here (deploy/nginx.conf).
+            response["X-Accel-Redirect"] = storage.accel_redirect(
+                relative_path, prefix=settings.DOWNLOAD_ACCEL_REDIRECT_PREFIX, content_type=content_type
+            )
+            if span and storage.is_bucket():
+                response["X-Biztel-Range"] = f"bytes={start}-{end}"
     else:
-        f = storage.open_for_read(relative_path)
-        f.seek(start)
+        f = storage.open_for_read(relative_path, start, length)
         response = FileResponse(BoundedFile(f, length), status=206 if span else 200, content_type=content_type)
+        if storage.is_bucket():
+            # no sendfile from a bucket: larger reads than FileResponse's 4 KiB keep the copy cheap
+            response.block_size = STREAM_BLOCK
     _set_headers(response, headers)
     if "X-Accel-Redirect" in response:
         # nginx adds its own Accept-Ranges to the file it sends; ours would be a second copy.

@@ -10,9 +10,11 @@ embedded_init` make what the embedded default needs).
 
 import ipaddress
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
@@ -52,6 +54,40 @@ def envnetworks(name, default=""):
         return [ipaddress.ip_network(cidr, strict=False) for cidr in envlist(name, default)]
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+def storage_url_valid(value):
+    """file:///absolute/path or s3://bucket[/prefix] (also checked by manage.py storage_copy --to)."""
+    parts = urlsplit(value)
+    if parts.query or parts.fragment:
+        return False
+    if parts.scheme == "file":
+        return parts.netloc in ("", "localhost") and parts.path.startswith("/")
+    return parts.scheme == "s3" and re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", parts.netloc) is not None
+
+
+def envstorageurl(name):
+    """'' (the disk under MEDIA_ROOT), file:///absolute/path or s3://bucket[/prefix]."""
+    value = os.environ.get(name, "").strip()
+    if value and not storage_url_valid(value):
+        raise ImproperlyConfigured(f"{name} must be file:///absolute/path or s3://bucket[/prefix], not {value!r}")
+    return value
+
+
+def envchoice(name, choices, default=""):
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def envurl(name):
+    value = os.environ.get(name, "").strip()
+    if value and not (urlsplit(value).scheme in ("http", "https") and urlsplit(value).netloc):
+        raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL, not {value!r}")
+    return value
 
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -235,6 +271,22 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+
+# Storage of the recordings (recordings/storage.py, SPEC.md §9): the disk (unset: MEDIA_ROOT;
+# file:///path) or an S3-compatible bucket (s3://bucket[/prefix]) shared by every node.
+# With a bucket, MEDIA_ROOT is only this node's scratch space (.incoming).
+STORAGE_URL = envstorageurl("STORAGE_URL")
+AWS_S3_ENDPOINT_URL = envurl("AWS_S3_ENDPOINT_URL")
+# Unset keys: boto3 finds credentials itself (instance profile, ~/.aws).
+AWS_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID", "").strip()
+AWS_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY", "").strip()
+if bool(AWS_ACCESS_KEY_ID) != bool(AWS_SECRET_ACCESS_KEY):
+    raise ImproperlyConfigured("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+AWS_S3_REGION_NAME = os.environ.get("AWS_S3_REGION_NAME", "").strip()
+STORAGE_S3_SSE = envchoice("STORAGE_S3_SSE", ("AES256", "aws:kms"))
+STORAGE_S3_KMS_KEY_ID = os.environ.get("STORAGE_S3_KMS_KEY_ID", "").strip()
+if STORAGE_S3_KMS_KEY_ID and STORAGE_S3_SSE != "aws:kms":
+    raise ImproperlyConfigured("STORAGE_S3_KMS_KEY_ID needs STORAGE_S3_SSE=aws:kms")
 
 # Ingest
 INGEST_MAX_UPLOAD_BYTES = envint("INGEST_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)

@@ -4,8 +4,10 @@ Both hold the files still stored of the recordings that started that (local) day
 mixed, separated and stereo, under their own names, and manifest.csv (lossless copies
 stay out: they are served one by one with format=flac|wav). Memory stays flat
 whatever the size of the day: files are copied into the zip in chunks (stored, not
-compressed: MP3 does not shrink), the rows are read in chunks and the manifest is
-spooled to disk once it grows.
+compressed: MP3 does not shrink; from a bucket each object is one streamed GET), the
+rows are read in chunks and the manifest is spooled to disk once it grows. On the disk
+the zip is built in the temporary folder and moved into place; in a bucket it is written
+straight into a new object, part by part (a multipart upload).
 """
 
 import csv
@@ -91,35 +93,58 @@ def archive_write(*, day, out):
 def archive_build(*, day):
     """Build the day's archive and record it; returns the DayArchive."""
     snapshot_at = timezone.now()
+    if storage.is_bucket():
+        return _build_into_object(day, snapshot_at)
     temp_path, out = storage.open_new_temp(suffix=".zip")
     try:
         with out:
             count = archive_write(day=day, out=out)
         size, sha256 = storage.hash_file(temp_path)
-        try:
-            return _publish(day, temp_path, size=size, sha256=sha256, file_count=count, built_at=snapshot_at)
-        except IntegrityError:
-            # another build of the same day created the row first; now there is a row to lock
-            return _publish(day, temp_path, size=size, sha256=sha256, file_count=count, built_at=snapshot_at)
+        return _publish_once(
+            day, archive_path(day), size=size, sha256=sha256, file_count=count, built_at=snapshot_at,
+            temp_path=temp_path,
+        )
     finally:
         storage.discard(temp_path)
 
 
-def _publish(day, temp_path, *, size, sha256, file_count, built_at):
+def _build_into_object(day, snapshot_at):
+    # Streamed straight into an object of its own (a multipart upload), so no node needs disk
+    # for a day's archive. The row names it once it is complete; the object the row named
+    # before is left to the purge's sweep an hour later, so a download reading it goes on.
+    relative = f"{ARCHIVE_FOLDER}/{day:%Y/%m}/recordings-{day.isoformat()}-{snapshot_at:%Y%m%d%H%M%S%f}.zip"
+    with storage.object_writer(relative) as out:
+        count = archive_write(day=day, out=out)
+    archive = _publish_once(day, relative, size=out.size, sha256=out.sha256, file_count=count, built_at=snapshot_at)
+    if archive.path != relative:
+        storage.delete(relative)  # a build that started later won; this one was never named
+    return archive
+
+
+def _publish_once(day, path, **values):
+    try:
+        return _publish(day, path, **values)
+    except IntegrityError:
+        # another build of the same day created the row first; now there is a row to lock
+        return _publish(day, path, **values)
+
+
+def _publish(day, path, *, size, sha256, file_count, built_at, temp_path=None):
     with transaction.atomic():
         # The row lock makes the move and the row change one step for concurrent builds.
         current = DayArchive.objects.select_for_update().filter(day=day).first()
         if current is not None and current.deleted_at is None and current.built_at > built_at:
             return current  # a build that started later has already finished
         archive = current or DayArchive(day=day)
-        archive.path = archive_path(day)
+        archive.path = path
         archive.size = size
         archive.sha256 = sha256
         archive.file_count = file_count
         archive.built_at = built_at
         archive.deleted_at = None
         archive.save()
-        storage.move_into_place(temp_path, archive.path)
+        if temp_path is not None:
+            storage.move_into_place(temp_path, archive.path, sha256=sha256)
     return archive
 
 

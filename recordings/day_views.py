@@ -18,7 +18,7 @@ from biztel.limits import quota_release_objects, quota_reserve_objects
 from biztel.models import Role
 from biztel.openapi import error_responses
 from biztel.public import PublicApiView
-from recordings.archive import archive_for_day, archive_name
+from recordings.archive import archive_build, archive_for_day, archive_name
 from recordings.naming import normalize_number
 from recordings.selectors import day_bounds, recordings_page
 from recordings.serializers import recording_data
@@ -279,14 +279,22 @@ class DayArchiveView(PublicApiView):
         if parsed > timezone.localdate():
             raise NotFound()
         archive = archive_for_day(day=parsed)
-        return file_response(
-            request,
-            relative_path=archive.path,
-            name=archive_name(parsed),
-            size=archive.size,
-            sha256=archive.sha256,
-            modified=archive.built_at,
-            content_type="application/zip",
-        )
+        try:
+            return _archive_response(request, archive)
+        except FileNotFoundError:
+            # purged between the lookup and the open: the day is built again, as for a purged archive
+            return _archive_response(request, archive_build(day=parsed))
 
     head = get
+
+
+def _archive_response(request, archive):
+    return file_response(
+        request,
+        relative_path=archive.path,
+        name=archive_name(archive.day),
+        size=archive.size,
+        sha256=archive.sha256,
+        modified=archive.built_at,
+        content_type="application/zip",
+    )

@@ -1,7 +1,7 @@
 """POST /internal/api/v1/recordings: the PBX hands over a finished call (SPEC.md §2.3)."""
 
 from django.conf import settings
-from django.core.files.uploadhandler import FileUploadHandler, TemporaryFileUploadHandler
+from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from biztel.errors import PayloadTooLarge, Unauthorized
 from biztel.models import Role
 from biztel.tokens import token_from_header
+from recordings import storage
 from recordings.serializers import recording_data
 from recordings.services import CALL_FIELDS, FILE_FIELDS, recording_ingest
 
@@ -51,10 +52,11 @@ class RecordingIngestView(APIView):
             announced = 0
         if announced > limit:
             raise too_large(limit)
-        # Uploads go to temporary files, never whole into memory.
+        # Uploads go to temporary files in .incoming (swept by the purge if this worker dies),
+        # never whole into memory.
         request._request.upload_handlers = [
             UploadLimit(request._request, limit),
-            TemporaryFileUploadHandler(request._request),
+            storage.IncomingUploadHandler(request._request),
         ]
         fields = {name: request.POST.get(name) for name in CALL_FIELDS}
         files = {name: request.FILES[name] for name in FILE_FIELDS if name in request.FILES}

@@ -81,6 +81,9 @@ class RecordingFile(models.Model):
     lossless_sha256 = models.CharField(max_length=64, null=True, blank=True, help_text="SHA-256 of the FLAC copy.")
     created_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set by the purge before it deletes the file and cleared again if that fails, so a
+    # download that comes in between answers 404 rather than finding the file gone.
+    purging_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [

@@ -9,11 +9,18 @@ be deleted stays unmarked and so stays due for the next run. A run that is
 interrupted leaves at most some files gone but unmarked, which the next run marks
 (deleting a missing file counts as done). The files of a recording under legal hold are
 never due; the rows of recordings deleted on request go deleted_metadata_days later.
+While a batch is being deleted its rows carry `purging_at`, and downloads treat those
+files as gone (404), never as a missing file (500).
+
+Each run also sweeps what crashes leave: this node's temporary files older than an hour
+(storage.debris_remove) and stored files or objects that no row names, once an hour old.
 """
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import PurePosixPath
 
 from django.db.models import Q
 from django.utils import timezone
@@ -26,6 +33,9 @@ from recordings.retention import retention_days
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# What the product stores (recordings and their copies by day, archives by month); anything
+# else someone keeps in the same folder or bucket is never swept as an orphan.
+STORED_SHAPE = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[^/]+|archives/[0-9]{4}/[0-9]{2}/[^/]+")
 
 
 @dataclass
@@ -34,6 +44,8 @@ class PurgeOutcome:
     archives: int = 0
     failed: int = 0
     recordings: int = 0
+    debris: int = 0
+    orphans: int = 0
 
 
 def due_cutoffs(*, now, settings_row):
@@ -100,8 +112,15 @@ def purge_due(*, now=None, dry_run=False, batch_size=BATCH_SIZE, report=_quiet):
                         report("would delete", relative, None)
                 outcome.files += len(batch)
                 continue
-            deleted = [stored.pk for stored in batch if all(_delete(p, outcome, report) for p in stored.stored_paths)]
+            # Marked first, so a download from here on answers 404 instead of finding the file gone;
+            # a file that cannot be deleted is unmarked again and stays due.
+            RecordingFile.objects.filter(pk__in=[s.pk for s in batch]).update(purging_at=timezone.now())
+            deleted, failed = [], []
+            for stored in batch:
+                gone = all(_delete(relative, outcome, report) for relative in stored.stored_paths)
+                (deleted if gone else failed).append(stored.pk)
             RecordingFile.objects.filter(pk__in=deleted, deleted_at__isnull=True).update(deleted_at=timezone.now())
+            RecordingFile.objects.filter(pk__in=failed).update(purging_at=None)
             outcome.files += len(deleted)
 
     archive_cutoff = now - timedelta(days=settings_row.bulk_retention_days)
@@ -113,6 +132,9 @@ def purge_due(*, now=None, dry_run=False, batch_size=BATCH_SIZE, report=_quiet):
             DayArchive.objects.filter(pk=archive.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
             outcome.archives += 1
     outcome.recordings = _deleted_metadata_purge(now=now, settings_row=settings_row, dry_run=dry_run, report=report)
+    if not dry_run:
+        outcome.debris = storage.debris_remove(before=now - timedelta(seconds=storage.DEBRIS_AGE_SECONDS), report=report)
+        outcome.orphans = orphans_remove(now=now, outcome=outcome, report=report)
     return outcome
 
 
@@ -127,4 +149,47 @@ def _deleted_metadata_purge(*, now, settings_row, dry_run, report):
             continue
         report("would delete" if dry_run else "deleted", f"recording {request_id} (metadata)", None)
         removed += 1
+    return removed
+
+
+def _named(paths):
+    """The paths among `paths` that a row names (deleted or not: a purged row's file was deleted
+    by the purge itself, and an archive is rebuilt under the same path)."""
+    named = set(RecordingFile.objects.filter(path__in=paths).values_list("path", flat=True))
+    named |= set(DayArchive.objects.filter(path__in=paths).values_list("path", flat=True))
+    return named
+
+
+def orphans_remove(*, now, outcome, report=_quiet, batch_size=1000):
+    """Delete stored files that no row names once they are an hour old: what a crash between
+    storing a file and committing its row left (SPEC.md §9). Returns how many."""
+    cutoff = now - timedelta(seconds=storage.DEBRIS_AGE_SECONDS)
+    removed = 0
+    batch = []
+
+    def sweep(batch):
+        # A file stored beside a named one under the same stem (the lossless .flac of an .mp3)
+        # belongs to that row.
+        candidates = {path: {path, str(PurePosixPath(path).with_suffix(".mp3"))} for path in batch}
+        named = _named({name for names in candidates.values() for name in names})
+        count = 0
+        for path, names in candidates.items():
+            if not names & named and _delete(path, outcome, report):
+                count += 1
+        return count
+
+    try:
+        for relative, modified in storage.listing():
+            if modified <= cutoff and STORED_SHAPE.fullmatch(relative):
+                batch.append(relative)
+            if len(batch) >= batch_size:
+                removed += sweep(batch)
+                batch = []
+    except OSError as exc:
+        outcome.failed += 1
+        log.warning("purge: cannot list the storage for files no row names: %s", exc)
+        report("failed", "(listing the storage)", exc)
+        return removed
+    if batch:
+        removed += sweep(batch)
     return removed

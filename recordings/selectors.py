@@ -19,7 +19,7 @@ SELECT r.id, r.request_id, r."group", f.id, f.name, f.path, f.size, f.sha256, f.
        f.lossless_size, f.lossless_sha256
   FROM recordings_recording r
   LEFT JOIN recordings_recordingfile f
-    ON f.recording_id = r.id AND f.content_type = %(content_type)s AND f.deleted_at IS NULL
+    ON f.recording_id = r.id AND f.content_type = %(content_type)s AND f.deleted_at IS NULL AND f.purging_at IS NULL
  WHERE r.request_id = %(id)s OR r.unique_id = %(id)s
  LIMIT 1
 """

@@ -365,7 +365,9 @@ def _refuse_taken_names(call, prepared, local_start, key):
 
 
 def recording_store(*, call, prepared, settings_row):
-    """Rows, event and files in one transaction; files move in last, and out again if the commit fails."""
+    """Rows, event and files in one transaction; files are stored last (moved in, or uploaded to
+    the bucket), and deleted again when the transaction does not commit. A crash in between
+    leaves files no row names: the purge removes them (recordings/purge.py orphans_remove)."""
     now = timezone.now()
     local_start = timezone.localtime(call["started_at"])
     key = call[settings_row.recording_key]
@@ -389,9 +391,9 @@ def recording_store(*, call, prepared, settings_row):
                     content_type=item.content_type,
                 )
                 relative = f"{naming.day_folder(local_start)}/{name}"
-                placements.append((item.temp_path, relative))
+                placements.append((item.temp_path, relative, item.sha256))
                 if item.lossless_temp_path is not None:
-                    placements.append((item.lossless_temp_path, naming.lossless_path(relative)))
+                    placements.append((item.lossless_temp_path, naming.lossless_path(relative), item.lossless_sha256))
                 RecordingFile.objects.create(
                     recording=recording,
                     content_type=item.content_type,
@@ -408,8 +410,9 @@ def recording_store(*, call, prepared, settings_row):
             event_create_recording_completed(recording=recording)
             if not any(item.audio_detected for item in prepared):
                 event_create(recording=recording, event_type=EventType.RECORDING_ABSENT)
-            for temp_path, relative in placements:
-                storage.move_into_place(temp_path, relative)
+            # Stored (uploaded, or flushed to disk) before the commit that names them.
+            for temp_path, relative, sha256 in placements:
+                storage.move_into_place(temp_path, relative, sha256=sha256)
                 moved.append(relative)
     except BaseException:
         for relative in moved:

@@ -43,6 +43,7 @@ def assert_nothing_left_behind():
     root = storage.root()
     leftovers = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()] if root.exists() else []
     assert leftovers == []
+    assert list(storage.listing()) == []  # a bucket too, when the test stores into one
     assert Recording.objects.count() == 0
     assert RecordingFile.objects.count() == 0
     assert Event.objects.count() == 0

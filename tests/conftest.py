@@ -157,6 +157,7 @@ def gunicorn_server(transactional_db, settings):
         "DATABASE_URL": database_url(),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "DOWNLOAD_ACCEL_REDIRECT_PREFIX": "",
+        **settings_env(settings),
     }
     process = subprocess.Popen(
         [
@@ -173,3 +174,7 @@ def gunicorn_server(transactional_db, settings):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# The S3-compatible server and the disk/bucket parametrisation (tests/s3.py).
+from tests.s3 import s3_bucket, s3_endpoint, settings_env, storage_backend  # noqa: E402,F401

@@ -50,7 +50,7 @@ def self_signed_certificate(folder):
     return cert, key
 
 
-def render_site(*, port, upstream_port, cert, key, media_root, static_root, log_dir, extra=""):
+def render_site(*, port, upstream_port, cert, key, media_root, static_root, log_dir, extra="", s3_endpoint=None):
     """deploy/nginx.conf with this run's paths and ports; refuses a file that no longer has them."""
     text = (DEPLOY / "nginx.conf").read_text()
     replacements = {
@@ -61,6 +61,7 @@ def render_site(*, port, upstream_port, cert, key, media_root, static_root, log_
         "alias /var/lib/biztel/media/;": f"alias {media_root}/;",
         "alias /var/lib/biztel/static/;": f"alias {static_root}/;",
         "/var/log/nginx/": f"{log_dir}/",
+        "proxy_pass http://127.0.0.1:9000/;": f"proxy_pass {s3_endpoint or 'http://127.0.0.1:9'}/;",
     }
     for old, new in replacements.items():
         if old not in text:
@@ -183,10 +184,13 @@ def wait_for_log(stack, name, text, timeout=30):
     raise RuntimeError(f"{name} did not say {text!r}:\n{stack.log(name)[-3000:]}")
 
 
-def start_stack(*, database_url, redis_url, extra_env=None, celery=True, static=False, web_workers=2, nginx_extra=""):
+def start_stack(
+    *, database_url, redis_url, extra_env=None, celery=True, static=False, web_workers=2, nginx_extra="", s3_endpoint=None
+):
     """Start nginx (TLS), gunicorn behind it, a second gunicorn for the direct path,
     and (celery=True) a Celery worker and beat. web_workers=None keeps deploy/gunicorn.conf.py's
-    number. Call .stop() when done."""
+    number. With s3_endpoint, nginx's /_s3/ location proxies to it (extra_env names the bucket).
+    Call .stop() when done."""
     ensure_debian_packages(("nginx", "nginx"), ("openssl", "openssl"))
     import redis
 
@@ -233,7 +237,7 @@ def start_stack(*, database_url, redis_url, extra_env=None, celery=True, static=
         site = folder / "biztel.conf"
         site.write_text(render_site(
             port=port, upstream_port=web_port, cert=cert, key=key, media_root=folder / "media",
-            static_root=folder / "static", log_dir=folder / "logs", extra=nginx_extra,
+            static_root=folder / "static", log_dir=folder / "logs", extra=nginx_extra, s3_endpoint=s3_endpoint,
         ))
         main = folder / "nginx.conf"
         main.write_text(nginx_main_config(folder, site))

@@ -29,7 +29,7 @@ def clock(db):
 
 
 @pytest.fixture
-def day_of_calls(clock, set_system):
+def day_of_calls(clock, set_system, storage_backend):
     """Two separated calls and a mixed-only one on DAY, one call the day after; the clock then at 00:30."""
     set_system(bulk_download=True)
     calls = [

@@ -11,7 +11,8 @@ URL = "/public/api/v1/monitor/{}"
 
 
 @pytest.fixture
-def recording(db):
+def recording(db, storage_backend):
+    """A stored call, on the disk and (a second run) in a bucket."""
     return stored_recording()
 
 
@@ -22,7 +23,8 @@ def auth(token):
 
 def stored_bytes(recording, content_type):
     stored = recording.files.get(content_type=content_type)
-    return stored, storage.full_path(stored.path).read_bytes()
+    with storage.open_for_read(stored.path) as f:
+        return stored, f.read()
 
 
 def body(response):

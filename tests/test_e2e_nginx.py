@@ -342,3 +342,89 @@ def test_with_the_web_server_down_the_api_still_answers_with_the_six_keys(stack,
     # The id a customer quotes is in nginx's log (written in its log phase, just after the answer went out).
     quoted = f"request_id={body['exception_id']}"
     assert wait_for(lambda: quoted in stack.log("biztel-access"), timeout=5), stack.log("biztel-access")[-2000:]
+
+
+# --- the same stack with the recordings in an S3-compatible bucket (SPEC.md §9) -------------
+
+BUCKET_CALL = {**CALL, "request_id": "21091300000468000051", "unique_id": "1631512345.51"}
+
+
+@pytest.fixture(scope="module")
+def bucket_stack(django_db_setup, django_db_blocker, s3_endpoint):
+    from tests import s3
+
+    bucket = s3.new_bucket(s3_endpoint)
+    with product_stack(
+        django_db_blocker, celery=False, s3_endpoint=s3_endpoint, extra_env=s3.storage_env(s3_endpoint, bucket)
+    ) as running:
+        running.set_system(burst_limit_per_second=BURST)
+        running.bucket = bucket
+        yield running
+    s3.empty_bucket(s3_endpoint, bucket)
+
+
+@pytest.fixture(scope="module")
+def bucket_call(bucket_stack, s3_endpoint):
+    from tests import s3
+
+    pbx_token = bucket_stack.manage("create_api_token", "--username", "pbx-s3", "--role", "pbx").strip()
+    token = bucket_stack.manage("create_api_token", "--username", "asr-s3", "--role", "administrator").strip()
+    recording = ingest_stereo_call(bucket_stack, pbx_token, BUCKET_CALL)
+    objects = {}
+    for content_type, stored in recording["files"].items():
+        (key,) = [k for k in s3.keys(s3_endpoint, bucket_stack.bucket) if k.endswith("/" + stored["name"])]
+        objects[content_type] = s3.client(s3_endpoint).get_object(Bucket=bucket_stack.bucket, Key=key)["Body"].read()
+    return {"recording": recording, "token": token, "objects": objects}
+
+
+def assert_same_download(direct, proxied):
+    assert (proxied.status_code, proxied.content) == (direct.status_code, direct.content)
+    expected, seen = comparable_headers(direct), comparable_headers(proxied)
+    for quota in ("x-ratelimit-remaining", "ratelimit", "ratelimit-policy"):
+        expected.pop(quota, None), seen.pop(quota, None)
+    assert seen == expected
+
+
+@pytest.mark.parametrize("content_type", ["monaural", "left", "right"])
+def test_a_file_in_the_bucket_through_nginx_has_the_bytes_and_headers_of_the_direct_path(
+    bucket_stack, bucket_call, content_type
+):
+    path = f"/public/api/v1/monitor/{BUCKET_CALL['request_id']}?content_type={content_type}"
+    direct = get(bucket_stack, bucket_call, path, direct=True)
+    proxied = get(bucket_stack, bucket_call, path)
+    assert direct.content == bucket_call["objects"][content_type]
+    assert_same_download(direct, proxied)
+    served = [line for line in bucket_stack.download_log().splitlines() if "file=/_s3/" in line and " 200 " in line]
+    assert served, bucket_stack.download_log()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Range": "bytes=100-199"},
+        {"Range": "bytes=-300"},
+        {"Range": "bytes=5000-"},
+        {"Range": "bytes=0-9,20-29"},
+        {"Range": "bytes=0-9", "If-Range": '"not-the-etag"'},
+        {"Range": "bytes=999999999-"},
+    ],
+    ids=["range", "suffix", "open-ended", "several-ranges", "if-range-mismatch", "unsatisfiable"],
+)
+def test_a_range_of_a_file_in_the_bucket_through_nginx_is_answered_as_on_the_direct_path(
+    bucket_stack, bucket_call, headers
+):
+    path = f"/public/api/v1/monitor/{BUCKET_CALL['request_id']}?content_type=monaural"
+    assert_same_download(get(bucket_stack, bucket_call, path, direct=True, **headers),
+                         get(bucket_stack, bucket_call, path, **headers))
+
+
+def test_if_none_match_and_head_of_a_file_in_the_bucket_are_answered_as_on_the_direct_path(bucket_stack, bucket_call):
+    path = f"/public/api/v1/monitor/{BUCKET_CALL['request_id']}?content_type=left"
+    etag = get(bucket_stack, bucket_call, path, direct=True).headers["ETag"]
+    direct = get(bucket_stack, bucket_call, path, direct=True, **{"If-None-Match": etag})
+    proxied = get(bucket_stack, bucket_call, path, **{"If-None-Match": etag})
+    assert proxied.status_code == direct.status_code == 304
+    auth = {"Authorization": f"Token {bucket_call['token']}"}
+    direct = requests.head(bucket_stack.direct_url + path, headers=auth, timeout=30)
+    proxied = requests.head(bucket_stack.base_url + path, headers=auth, verify=str(bucket_stack.cert), timeout=30)
+    assert_same_download(direct, proxied)

@@ -24,7 +24,14 @@ def clock(db):
 
 
 @pytest.fixture
-def recording(clock):
+def recording(clock, storage_backend):
+    """A stored call, on the disk and (a second run) in a bucket."""
+    return stored_recording()
+
+
+@pytest.fixture
+def recording_on_disk(clock):
+    """For the storage failures made with the disk (a directory where the file should be)."""
     return stored_recording()
 
 
@@ -100,7 +107,8 @@ def test_mixed_files_are_kept_unless_a_monaural_retention_is_set(clock, recordin
     assert not storage.exists(stored(recording, "monaural").path)
 
 
-def test_a_storage_failure_leaves_the_file_due_and_the_next_run_finishes_it(client, token, clock, recording):
+def test_a_storage_failure_leaves_the_file_due_and_the_next_run_finishes_it(client, token, clock, recording_on_disk):
+    recording = recording_on_disk
     left = storage.full_path(stored(recording, "left").path)
     # A directory where the file should be: unlink(2) refuses it with EISDIR, even for root.
     left.unlink()
@@ -156,7 +164,8 @@ def test_the_command_purges_as_of_the_time_given_and_says_what_it_deleted(capsys
     assert stored(recording, "left").deleted_at is not None
 
 
-def test_the_command_fails_when_something_could_not_be_deleted(clock, recording):
+def test_the_command_fails_when_something_could_not_be_deleted(clock, recording_on_disk):
+    recording = recording_on_disk
     storage.full_path(stored(recording, "right").path).unlink()
     storage.full_path(stored(recording, "right").path).mkdir()
     with pytest.raises(CommandError, match="1 could not be deleted"):
