@@ -12,14 +12,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 
-from biztel.downloads import file_response
 from biztel.errors import MonthlyLimitExceeded, NotFound, Unauthorized, ValidationFailed
 from biztel.limits import quota_release_objects, quota_reserve_objects
 from biztel.models import Role
+from biztel.numbers import normalize_number
 from biztel.openapi import error_responses
-from biztel.public import PublicApiView
 from recordings.archive import archive_build, archive_for_day, archive_name
-from recordings.naming import normalize_number
+from recordings.public import PublicApiView
+from recordings.responses import file_response
 from recordings.selectors import day_bounds, recordings_page
 from recordings.serializers import recording_data
 

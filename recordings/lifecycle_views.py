@@ -12,9 +12,9 @@ from rest_framework import serializers
 from biztel.errors import NotFound, Unauthorized
 from biztel.models import Role
 from biztel.openapi import error_responses
-from biztel.public import PublicApiView
 from recordings.lifecycle import Actor, recording_delete, recording_hold_set
 from recordings.models import EndCause, Status
+from recordings.public import PublicApiView
 from recordings.selectors import recording_by_id
 from recordings.serializers import recording_data
 from recordings.views import may_download

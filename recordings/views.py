@@ -3,13 +3,13 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 
 import hashlib
 
-from biztel.downloads import file_response, streamed_response
 from biztel.errors import NotFound, Unauthorized, ValidationFailed
 from biztel.models import Role
 from biztel.openapi import error_responses
-from biztel.public import PublicApiView
 from recordings import audio, naming, storage
 from recordings.models import ContentType
+from recordings.public import PublicApiView
+from recordings.responses import file_response, streamed_response
 from recordings.selectors import recording_and_file
 
 CONTENT_TYPE_MESSAGE = "選択されたmonitor log monitor typeは正しくありません"

@@ -5,13 +5,14 @@ from django.db import connection, transaction
 
 from biztel import metrics
 from biztel.limits import COUNT_REQUEST, quota_consume
+from recordings.models import AccessLogEntry
 
 COLUMNS = (
     "at", "token_id", "account_id", "method", "path", "recording_id", "recording_request_id", "content_type", "status",
     "bytes_sent", "response_objects", "client_ip",
 )
 _VALUES = ", ".join(f"%({column})s" for column in COLUMNS)
-_INSERT = f"INSERT INTO biztel_accesslogentry ({', '.join(COLUMNS)})"
+_INSERT = f"INSERT INTO {AccessLogEntry._meta.db_table} ({', '.join(COLUMNS)})"
 
 _ENTRY = f"{_INSERT} VALUES ({_VALUES})"
 
