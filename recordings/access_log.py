@@ -1,10 +1,19 @@
 """The access log: one row per request to the public API, written as plain SQL
-(biztel/sql.py) because every request writes one."""
+(biztel/sql.py) because every request writes one. Two statements, one per case:
+
+- _LOGGED: an answer that is not counted with its entry (no valid token, the burst 429,
+  the month's 429 itself) or was counted before it was made (the day list);
+- _COUNTED_AND_LOGGED: the request counted against the month and its entry written in
+  one statement, so one commit per download; the entry is written only if the month had
+  room (PostgreSQL; SQLite, the embedded database, cannot write inside WITH and runs the
+  count and the entry as two statements of one transaction).
+"""
 
 from django.db import connection, transaction
 
 from biztel import metrics
-from biztel.limits import COUNT_REQUEST, quota_consume
+from biztel.limits import COUNT_REQUEST, QuotaCount
+from biztel.sql import fetch_one
 from recordings.models import AccessLogEntry
 
 COLUMNS = (
@@ -14,33 +23,33 @@ COLUMNS = (
 _VALUES = ", ".join(f"%({column})s" for column in COLUMNS)
 _INSERT = f"INSERT INTO {AccessLogEntry._meta.db_table} ({', '.join(COLUMNS)})"
 
-_ENTRY = f"{_INSERT} VALUES ({_VALUES})"
+_LOGGED = f"{_INSERT} VALUES ({_VALUES})"
 
-# The request counted against the month and its entry written in one statement, so one
-# commit per download; the entry is written only if the month had room.
-_COUNTED_ENTRY = f"""
+_COUNTED_AND_LOGGED = f"""
 WITH counted AS ({COUNT_REQUEST}),
      logged AS ({_INSERT} SELECT {_VALUES} FROM counted)
 SELECT requests, response_objects FROM counted
 """
 
 
-def entry_write(entry):
-    """entry: a value for each of COLUMNS (datetimes through biztel.sql.db_datetime)."""
+def entry_log(entry):
+    """Write the entry of an answer not counted with it. entry: a value for each of
+    COLUMNS (datetimes through biztel.sql.db_datetime)."""
     with connection.cursor() as cursor:
-        cursor.execute(_ENTRY, entry)
+        cursor.execute(_LOGGED, entry)
     metrics.download_observed(entry)
 
 
-def entry_write_counted(entry, *, request_limit, object_limit):
+def entry_log_counted(entry, *, request_limit, object_limit):
     """Count the request and entry["response_objects"] objects against the month and
     write the entry; the month's Standing, or MonthlyLimitExceeded with nothing written."""
-    limits = {"objects": entry["response_objects"], "request_limit": request_limit, "object_limit": object_limit}
-    if connection.vendor == "sqlite":  # it cannot write inside WITH: two statements, one transaction
+    count = QuotaCount(objects=entry["response_objects"], request_limit=request_limit, object_limit=object_limit)
+    if connection.vendor == "sqlite":
         with transaction.atomic():
-            standing = quota_consume(**limits)
-            entry_write(entry)
-        return standing
-    standing = quota_consume(**limits, statement=_COUNTED_ENTRY, extra_params=entry)
+            standing = count.standing(fetch_one(COUNT_REQUEST, count.params()))
+            with connection.cursor() as cursor:
+                cursor.execute(_LOGGED, entry)
+    else:
+        standing = count.standing(fetch_one(_COUNTED_AND_LOGGED, {**count.params(), **entry}))
     metrics.download_observed(entry)
     return standing

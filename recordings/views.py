@@ -85,21 +85,21 @@ class RecordingDownloadView(PublicApiView):
         },
     )
     def get(self, request, recording_id):
-        account = self.admit(request)
+        call = self.admit(request)
         content_type = request.GET.get("content_type", ContentType.MONAURAL)
         if content_type not in ContentType.values:
             raise ValidationFailed(CONTENT_TYPE_MESSAGE, messages={"content_type": [CONTENT_TYPE_MESSAGE]})
         file_format = request.GET.get("format", "mp3")
         if file_format not in FORMATS:
             raise ValidationFailed(FORMAT_MESSAGE, messages={"format": [FORMAT_MESSAGE]})
-        self.log_content_type = content_type
-        if content_type != ContentType.MONAURAL and not self.system.voice_file_separation:
+        call.content_type = content_type
+        if content_type != ContentType.MONAURAL and not call.settings.voice_file_separation:
             raise Unauthorized()
         recording, stored = recording_and_file(recording_id, content_type)
         if recording is None:
             raise NotFound()
-        self.log_recording = recording
-        if not may_download(account, recording, self.system):
+        call.recording = recording
+        if not may_download(call.account, recording, call.settings):
             raise Unauthorized()
         if stored is None or (file_format != "mp3" and not stored.lossless_sha256):
             raise NotFound()
