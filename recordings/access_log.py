@@ -14,13 +14,22 @@ from django.db import connection, transaction
 from biztel import metrics
 from biztel.limits import COUNT_REQUEST, QuotaCount
 from biztel.sql import fetch_one
-from recordings.models import AccessLogEntry
+from recordings.models import AccessLogEntry, Recording
 
 COLUMNS = (
     "at", "token_id", "account_id", "method", "path", "recording_id", "recording_request_id", "content_type", "status",
     "bytes_sent", "response_objects", "client_ip",
 )
-_VALUES = ", ".join(f"%({column})s" for column in COLUMNS)
+# The token, account and recording as this process last saw them (biztel/tokens.py and
+# recordings/selectors.py keep them up to a second): one removed meanwhile is logged as
+# none, rather than failing the commit on its foreign key. The request ID stays as text.
+_REFERENCED = {
+    "token_id": "biztel_apitoken", "account_id": "biztel_account", "recording_id": Recording._meta.db_table,
+}
+_VALUES = ", ".join(
+    f"(SELECT id FROM {_REFERENCED[column]} WHERE id = %({column})s)" if column in _REFERENCED else f"%({column})s"
+    for column in COLUMNS
+)
 _INSERT = f"INSERT INTO {AccessLogEntry._meta.db_table} ({', '.join(COLUMNS)})"
 
 _LOGGED = f"{_INSERT} VALUES ({_VALUES})"

@@ -14,6 +14,7 @@ from django.utils import timezone
 from biztel.errors import Conflict
 from recordings import storage
 from recordings.models import AuditEntry, DayArchive, Recording
+from recordings.selectors import downloads_forget
 from recordings.signals import RECORDING_DELETED, recording_event_send
 
 HELD_MESSAGE = "The recording is under legal hold."
@@ -81,6 +82,7 @@ def recording_delete(*, recording, actor):
         files = ", ".join(f.name for f in recording.files.all())
         _audit(recording=recording, action=AuditEntry.Action.DELETE, actor=actor, detail=f"files: {files}"[:500])
         recording_event_send(recording=recording, event_type=RECORDING_DELETED)
+        transaction.on_commit(downloads_forget)  # this process's downloads see it at once
     return recording
 
 

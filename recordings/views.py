@@ -9,7 +9,7 @@ from biztel.openapi import error_responses
 from recordings import audio, naming, storage
 from recordings.models import ContentType
 from recordings.public import PublicApiView
-from recordings.responses import file_response, streamed_response
+from recordings.responses import file_response, opens_the_file, streamed_response
 from recordings.selectors import recording_and_file
 
 CONTENT_TYPE_MESSAGE = "選択されたmonitor log monitor typeは正しくありません"
@@ -95,7 +95,9 @@ class RecordingDownloadView(PublicApiView):
         call.content_type = content_type
         if content_type != ContentType.MONAURAL and not call.settings.voice_file_separation:
             raise Unauthorized()
-        recording, stored = recording_and_file(recording_id, content_type)
+        # The lookup of the last second will do when the open below checks that the file is
+        # still there; otherwise (HEAD, 304, nginx sending it) the database is asked.
+        recording, stored = recording_and_file(recording_id, content_type, fresh=not opens_the_file(request))
         if recording is None:
             raise NotFound()
         call.recording = recording
@@ -125,9 +127,9 @@ class RecordingDownloadView(PublicApiView):
                 )
             return wav_response(request, stored)
         except FileNotFoundError:
-            # Purged between the lookup and the open: that is a 404. A file missing
-            # while its row says stored is an inconsistency, left to answer 500.
-            if recording_and_file(recording_id, content_type)[1] is None:
+            # Purged or deleted since the lookup: that is a 404. A file missing while
+            # its row says stored is an inconsistency, left to answer 500.
+            if recording_and_file(recording_id, content_type, fresh=True)[1] is None:
                 raise NotFound() from None
             raise
 
