@@ -414,9 +414,14 @@ def children(pid):
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-def gunicorn_workers():
-    """The worker processes of the gunicorn this test started."""
-    (master,) = [p for p in children(os.getpid()) if b"gunicorn" in Path(f"/proc/{p}/cmdline").read_bytes()]
+def gunicorn_workers(base_url):
+    """The worker processes of the gunicorn this test started (at base_url: the client tests'
+    session-long stack runs a gunicorn of its own)."""
+    bind = base_url.removeprefix("http://").encode()
+    (master,) = [
+        p for p in children(os.getpid())
+        if b"gunicorn" in (cmdline := Path(f"/proc/{p}/cmdline").read_bytes()) and bind in cmdline
+    ]
     return children(master)
 
 
@@ -443,7 +448,7 @@ def test_a_web_worker_killed_mid_ingest_leaves_debris_that_the_purge_removes(gun
         time.sleep(0.02)
     parts = list(incoming.glob("*.part"))
     assert parts, "the ingest never started encoding"
-    for worker in gunicorn_workers():
+    for worker in gunicorn_workers(gunicorn_server):
         os.kill(worker, signal.SIGKILL)
     sender.join(timeout=60)
     assert errors  # the client saw the connection die
