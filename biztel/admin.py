@@ -2,8 +2,6 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
-from django.db.models import Count, Sum
-from django.db.models.functions import TruncDate
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -12,7 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from biztel import config, twofactor
 from biztel.audit import AuditedAdmin, config_change_record, snapshot
-from biztel.models import AccessLogEntry, Account, ApiToken, ConfigChange, MonthlyUsage, SystemSettings
+from biztel.models import Account, ApiToken, ConfigChange, MonthlyUsage, SystemSettings
 from biztel.selectors import usage_this_month
 from biztel.tokens import token_issue, token_revoke
 
@@ -152,33 +150,6 @@ class MonthlyUsageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-
-@admin.register(AccessLogEntry)
-class AccessLogAdmin(ReadOnlyAdmin):
-    list_display = (
-        "at", "account", "token", "method", "recording_request_id", "content_type", "status", "bytes_sent", "client_ip",
-    )
-    list_filter = ("status", "content_type", "method", ("at", admin.DateFieldListFilter))
-    search_fields = ("recording_request_id", "recording__unique_id", "account__username", "client_ip", "path")
-    date_hierarchy = "at"
-    list_select_related = ("account", "token", "recording")
-    actions = None
-
-    def changelist_view(self, request, extra_context=None):
-        # Usage per day and token, for the rows the filters leave.
-        response = super().changelist_view(request, extra_context)
-        try:
-            queryset = response.context_data["cl"].queryset
-        except (AttributeError, KeyError):
-            return response
-        response.context_data["usage_by_day_and_token"] = (
-            queryset.annotate(day=TruncDate("at"))
-            .values("day", "token__name", "token__prefix", "account__username")
-            .annotate(requests=Count("id"), objects=Sum("response_objects"))
-            .order_by("-day")[:60]
-        )
-        return response
 
 
 @admin.register(ConfigChange)

@@ -83,8 +83,9 @@ class Standing:
 
 
 # Counts one request and `objects` response objects if the month has room for the
-# request and `objects_needed` objects; the month's first request creates its row.
-# Also run inside the statement that writes an access-log entry (biztel/access_log.py).
+# request and `objects_needed` objects; the month's first request creates its row, and it
+# returns the month's counts, or no row when the month is used up. Also the head of the
+# access log's count-and-log statement (recordings/access_log.py).
 COUNT_REQUEST = """
 INSERT INTO biztel_monthlyusage AS u (month, requests, response_objects)
 SELECT %(month)s, 1, %(objects)s
@@ -96,30 +97,43 @@ RETURNING requests, response_objects
 """
 
 
-def quota_consume(
-    *, objects, request_limit, object_limit, objects_needed=None, now=None, statement=COUNT_REQUEST, extra_params=None
-):
-    """Count one request against the month, or raise MonthlyLimitExceeded.
+@dataclass(frozen=True)
+class QuotaCount:
+    """One request, and `objects` response objects, to count against the month: the
+    parameters of COUNT_REQUEST and what the row it returns means.
 
-    objects_needed lets a list request insist on room for one object while
-    consuming none yet (it reserves the real number with quota_reserve_objects).
-    statement may be one built around COUNT_REQUEST that also writes other rows when
-    the request is counted and returns its row (biztel/access_log.py), with extra_params.
-    """
-    month, reset_at = month_bounds(now)
-    params = {
-        "month": month,
-        "objects": objects,
-        "objects_needed": objects if objects_needed is None else objects_needed,
-        "request_limit": request_limit,
-        "object_limit": object_limit,
-        **(extra_params or {}),
-    }
-    row = fetch_one(statement, params)
-    if row is None:
-        standing = Standing(request_limit, request_limit, object_limit, object_limit, reset_at)
-        raise MonthlyLimitExceeded(headers={**standing.headers(), "Retry-After": str(standing.seconds_to_reset())})
-    return Standing(request_limit, row[0], object_limit, row[1], reset_at)
+    objects_needed lets a list request insist on room for one object while consuming
+    none yet (it reserves the real number with quota_reserve_objects)."""
+
+    objects: int
+    request_limit: int
+    object_limit: int
+    objects_needed: int | None = None
+    now: datetime | None = None
+
+    def params(self):
+        month, _ = month_bounds(self.now)
+        return {
+            "month": month,
+            "objects": self.objects,
+            "objects_needed": self.objects if self.objects_needed is None else self.objects_needed,
+            "request_limit": self.request_limit,
+            "object_limit": self.object_limit,
+        }
+
+    def standing(self, row):
+        """The month's Standing after COUNT_REQUEST returned `row`; MonthlyLimitExceeded for no row."""
+        _, reset_at = month_bounds(self.now)
+        if row is None:
+            used_up = Standing(self.request_limit, self.request_limit, self.object_limit, self.object_limit, reset_at)
+            raise MonthlyLimitExceeded(headers={**used_up.headers(), "Retry-After": str(used_up.seconds_to_reset())})
+        return Standing(self.request_limit, row[0], self.object_limit, row[1], reset_at)
+
+
+def quota_consume(*, objects, request_limit, object_limit, objects_needed=None, now=None):
+    """Count one request against the month, or raise MonthlyLimitExceeded."""
+    count = QuotaCount(objects, request_limit, object_limit, objects_needed, now)
+    return count.standing(fetch_one(COUNT_REQUEST, count.params()))
 
 
 def quota_standing(*, request_limit, object_limit, now=None):

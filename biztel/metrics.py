@@ -77,7 +77,7 @@ def ingest_observed(ingest):
 
 
 def download_observed(entry):
-    """entry: the access-log entry of a public API answer (biztel/access_log.py)."""
+    """entry: the access-log entry of a public API answer (recordings/access_log.py)."""
     DOWNLOADS.labels(status=str(entry["status"]), content_type=entry["content_type"] or "").inc()
     DOWNLOAD_BYTES.inc(entry["bytes_sent"] or 0)
 

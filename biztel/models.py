@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from recordings.naming import normalize_number
+from biztel.numbers import normalize_number
 
 
 class Role(models.TextChoices):
@@ -145,32 +145,6 @@ class MonthlyUsage(models.Model):
 
     def __str__(self):
         return self.month.strftime("%Y-%m")
-
-
-class AccessLogEntry(models.Model):
-    """One request to the public API: who fetched what, and what they got."""
-
-    at = models.DateTimeField(db_index=True)
-    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL)
-    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL)
-    method = models.CharField(max_length=8)
-    path = models.CharField(max_length=500)
-    recording = models.ForeignKey("recordings.Recording", null=True, blank=True, on_delete=models.SET_NULL)
-    # Who fetched a call must stay known after the purge removes a deleted recording's row.
-    recording_request_id = models.CharField("request ID", max_length=20, blank=True, db_index=True)
-    content_type = models.CharField(max_length=20, blank=True)
-    status = models.PositiveSmallIntegerField()
-    bytes_sent = models.BigIntegerField(default=0)
-    response_objects = models.PositiveIntegerField(default=0, help_text="Quota objects this request consumed.")
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-at"]
-        verbose_name = "access log entry"
-        verbose_name_plural = "access log"
-
-    def __str__(self):
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.method} {self.path} {self.status}"
 
 
 class ConfigChange(models.Model):

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from biztel import config
 from biztel.limits import month_bounds
 from biztel.models import MonthlyUsage
-from recordings.selectors import recording_minutes_in_month
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,15 @@ class Meter:
         return self.limit is not None and self.used >= self.limit
 
 
+# Meters the features add to the settings page, in ready() (recordings: the recording
+# time), so the platform imports no feature: label -> (unit, function(year, month) -> used).
+_meters = {}
+
+
+def usage_meter_add(label, *, unit, used_in_month):
+    _meters[label] = (unit, used_in_month)
+
+
 def usage_this_month(now=None):
     """This calendar month's consumption (server time zone) against the quota."""
     first, _ = month_bounds(now)
@@ -38,6 +46,9 @@ def usage_this_month(now=None):
         "meters": [
             Meter("API requests", row.requests if row else 0, cfg.monthly_request_limit, "requests"),
             Meter("Response objects", row.response_objects if row else 0, cfg.monthly_response_object_limit, "objects"),
-            Meter("Recording time", recording_minutes_in_month(year=first.year, month=first.month), None, "minutes"),
+            *(
+                Meter(label, used_in_month(year=first.year, month=first.month), None, unit)
+                for label, (unit, used_in_month) in _meters.items()
+            ),
         ],
     }

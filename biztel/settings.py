@@ -180,6 +180,9 @@ if DATABASE_URL:
     # replaced at the next request or task instead of failing it.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The same backend with a health check that needs no round trip while the
+        # connection is fine (biztel/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "biztel.postgresql"
         # Server-side binding lets psycopg prepare a statement after a few runs: planning
         # the download's index lookups costs more than running them.
         DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from biztel.numbers import normalize_number
 from callactions import patterns, render
 
 
@@ -31,8 +32,6 @@ class ExternalNumber(models.Model):
         return f"{self.number} ({self.label})" if self.label else self.number
 
     def clean(self):
-        from recordings.naming import normalize_number
-
         try:
             self.number = normalize_number(self.number)
         except ValueError:

@@ -15,6 +15,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from biztel import config, metrics
+from biztel.celery import app as celery_app
+from biztel.numbers import normalize_number
 from callactions import patterns, render, selectors, transport
 from callactions.models import Attempt, CallAction, Event, EventType, ExternalNumber, Step
 
@@ -36,6 +38,7 @@ BATCH_SECONDS = 2
 # An event handed to the queue this recently is left alone by the sweep.
 SWEEP_GRACE_SECONDS = 10
 SWEEP_BATCH = 1000
+DELIVER_TASK = "callactions.tasks.deliver_event"
 EXCERPT_CHARS = 2000
 
 
@@ -76,6 +79,14 @@ def event_create_recording_completed(*, recording):
     return event_create(recording=recording, event_type=EventType.RECORDING_COMPLETED)
 
 
+def event_create_for_signal(sender, *, recording, event_type, **kwargs):
+    """recordings.signals.recording_event's receiver (connected in CallActionsConfig.ready())."""
+    if event_type == EventType.RECORDING_COMPLETED:
+        event_create_recording_completed(recording=recording)
+    else:
+        event_create(recording=recording, event_type=EventType(event_type))
+
+
 def event_create(*, recording, event_type):
     """An event of this type for the recording, in the caller's transaction; queued once it commits."""
     if not config.current().call_action:
@@ -88,10 +99,9 @@ def event_create(*, recording, event_type):
 def event_queue(*, event_id, countdown=None):
     """Hand the event to the queue. When the broker cannot be reached, say so on the row
     and leave the event to the sweep: the caller's commit must not fail for it."""
-    from callactions.tasks import deliver_event
-
     try:
-        deliver_event.apply_async((str(event_id),), countdown=countdown, retry=False)
+        # By name: tasks.py calls these services, so importing it here would make a circle.
+        celery_app.send_task(DELIVER_TASK, (str(event_id),), countdown=countdown, retry=False)
     except Exception as exc:  # kombu and redis-py raise a dozen types for "broker down"
         log.warning("could not queue event %s (%s); the sweep will", event_id, exc)
         Event.objects.filter(pk=event_id).update(queued_at=None)
@@ -582,8 +592,6 @@ def callactions_import(*, items):
     Keys left out take their defaults. Raises ValidationError naming the action and
     field of every problem.
     """
-    from recordings.naming import normalize_number
-
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise ValidationError("The file must hold a JSON list of objects.")
     names = [item.get("name") for item in items]

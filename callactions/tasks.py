@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 RECONNECT_SECONDS = 2
 
 
-@shared_task(name="callactions.tasks.deliver_event", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=services.DELIVER_TASK, acks_late=True, reject_on_worker_lost=True)
 def deliver_event(event_id):
     try:
         again = services.event_deliver(event_id=event_id)

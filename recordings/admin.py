@@ -1,13 +1,16 @@
 from datetime import timedelta
 
 from django.contrib import admin, messages
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from biztel import config
 from biztel.admin import ReadOnlyAdmin
 from biztel.errors import Conflict
 from recordings.lifecycle import Actor, recording_delete, recording_hold_set
-from recordings.models import AuditEntry, Recording, RecordingFile
+from recordings.models import AccessLogEntry, AuditEntry, Recording, RecordingFile
+from recordings.retention import file_expires_at
 from recordings.selectors import recording_minutes_in_month
 
 
@@ -27,7 +30,7 @@ class RecordingFileInline(admin.TabularInline):
 
     @admin.display(description="expires")
     def expires(self, obj):
-        return obj.expires_at(config.current()) or "kept"
+        return file_expires_at(obj, config.current()) or "kept"
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -114,3 +117,30 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_select_related = ("token", "token__account")
     readonly_fields = [f.name for f in AuditEntry._meta.fields]
     actions = None
+
+
+@admin.register(AccessLogEntry)
+class AccessLogAdmin(ReadOnlyAdmin):
+    list_display = (
+        "at", "account", "token", "method", "recording_request_id", "content_type", "status", "bytes_sent", "client_ip",
+    )
+    list_filter = ("status", "content_type", "method", ("at", admin.DateFieldListFilter))
+    search_fields = ("recording_request_id", "recording__unique_id", "account__username", "client_ip", "path")
+    date_hierarchy = "at"
+    list_select_related = ("account", "token", "recording")
+    actions = None
+
+    def changelist_view(self, request, extra_context=None):
+        # Usage per day and token, for the rows the filters leave.
+        response = super().changelist_view(request, extra_context)
+        try:
+            queryset = response.context_data["cl"].queryset
+        except (AttributeError, KeyError):
+            return response
+        response.context_data["usage_by_day_and_token"] = (
+            queryset.annotate(day=TruncDate("at"))
+            .values("day", "token__name", "token__prefix", "account__username")
+            .annotate(requests=Count("id"), objects=Sum("response_objects"))
+            .order_by("-day")[:60]
+        )
+        return response

@@ -12,14 +12,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 
-from biztel.downloads import file_response
 from biztel.errors import MonthlyLimitExceeded, NotFound, Unauthorized, ValidationFailed
 from biztel.limits import quota_release_objects, quota_reserve_objects
 from biztel.models import Role
+from biztel.numbers import normalize_number
 from biztel.openapi import error_responses
-from biztel.public import PublicApiView
 from recordings.archive import archive_build, archive_for_day, archive_name
-from recordings.naming import normalize_number
+from recordings.public import PublicApiView
+from recordings.responses import file_response
 from recordings.selectors import day_bounds, recordings_page
 from recordings.serializers import recording_data
 
@@ -174,9 +174,6 @@ def may_download_every_file(account, settings_row):
 class DayListView(PublicApiView):
     """GET /public/api/v1/monitor/?date=YYYY-MM-DD (or from=…&to=…)[&tel=…][&page_size=N][&cursor=…]"""
 
-    # One object per recording returned, reserved once the page size is known.
-    count_at_admission = True
-
     @extend_schema(
         operation_id="monitor_day_list",
         summary="The recordings of a day, page by page",
@@ -221,15 +218,17 @@ class DayListView(PublicApiView):
         },
     )
     def get(self, request):
-        account = self.admit(request)
+        # Counted now: one object per recording returned is reserved once the page size is known.
+        call = self.admit(request, count_now=True)
+        account = call.account
         if not may_list(account):
             raise Unauthorized()
         query = list_query_clean(request.GET)
-        limit = self.system.monthly_response_object_limit
+        limit = call.settings.monthly_response_object_limit
         granted = quota_reserve_objects(wanted=query.page_size, object_limit=limit)
         if granted == 0:
             # the last objects went to concurrent requests after this one was admitted
-            headers = {**self.standing.headers(), "Retry-After": str(self.standing.seconds_to_reset())}
+            headers = {**call.standing.headers(), "Retry-After": str(call.standing.seconds_to_reset())}
             raise MonthlyLimitExceeded(headers=headers)
         page = []
         try:
@@ -241,8 +240,8 @@ class DayListView(PublicApiView):
         finally:
             returned = min(len(page), granted)
             quota_release_objects(count=granted - returned)
-        self.log_objects = returned
-        self.standing = replace(self.standing, objects_used=self.standing.objects_used + returned)
+        call.objects = returned
+        call.standing = replace(call.standing, objects_used=call.standing.objects_used + returned)
         next_url = None
         if len(page) > granted:
             page = page[:granted]
@@ -270,8 +269,8 @@ class DayArchiveView(PublicApiView):
         },
     )
     def get(self, request, day):
-        account = self.admit(request)
-        if not self.system.bulk_download or not may_download_every_file(account, self.system):
+        call = self.admit(request)
+        if not call.settings.bulk_download or not may_download_every_file(call.account, call.settings):
             raise Unauthorized()
         parsed = parse_day(day)
         if parsed is None:

@@ -1,8 +1,8 @@
 """The recording lifecycle of SPEC.md §8: delete on request, legal hold, the audit trail.
 
 A delete removes every stored file of the call and the day archive that holds them,
-keeps the row (status deleted) for deleted_metadata_days, and writes the
-recording_deleted event in the same transaction. The files go first, under the row's
+keeps the row (status deleted) for deleted_metadata_days, and sends the
+recording_deleted event (recordings/signals.py) in the same transaction. The files go first, under the row's
 lock: a storage error leaves the row as it was, so a second DELETE finishes the job.
 """
 
@@ -12,10 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from biztel.errors import Conflict
-from callactions.models import EventType
-from callactions.services import event_create
 from recordings import storage
 from recordings.models import AuditEntry, DayArchive, Recording
+from recordings.selectors import downloads_forget
+from recordings.signals import RECORDING_DELETED, recording_event_send
 
 HELD_MESSAGE = "The recording is under legal hold."
 
@@ -81,7 +81,8 @@ def recording_delete(*, recording, actor):
         recording.save(update_fields=["deleted_at"])
         files = ", ".join(f.name for f in recording.files.all())
         _audit(recording=recording, action=AuditEntry.Action.DELETE, actor=actor, detail=f"files: {files}"[:500])
-        event_create(recording=recording, event_type=EventType.RECORDING_DELETED)
+        recording_event_send(recording=recording, event_type=RECORDING_DELETED)
+        transaction.on_commit(downloads_forget)  # this process's downloads see it at once
     return recording
 
 

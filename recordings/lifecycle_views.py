@@ -12,9 +12,9 @@ from rest_framework import serializers
 from biztel.errors import NotFound, Unauthorized
 from biztel.models import Role
 from biztel.openapi import error_responses
-from biztel.public import PublicApiView
 from recordings.lifecycle import Actor, recording_delete, recording_hold_set
 from recordings.models import EndCause, Status
+from recordings.public import PublicApiView
 from recordings.selectors import recording_by_id
 from recordings.serializers import recording_data
 from recordings.views import may_download
@@ -55,18 +55,19 @@ CHANGED = OpenApiResponse(description="Done (also when it already was). Counts 1
 
 def visible_recording(view, request, recording_id, *, change=False):
     """The recording a PublicApiView answers about, after the download's checks in order."""
-    account = view.admit(request)
+    call = view.admit(request)
+    account = call.account
     recording = recording_by_id(recording_id)
     if recording is None:
         raise NotFound()
-    view.log_recording = recording
-    if not may_download(account, recording, view.system) or (change and account.role != Role.ADMINISTRATOR):
+    call.recording = recording
+    if not may_download(account, recording, call.settings) or (change and account.role != Role.ADMINISTRATOR):
         raise Unauthorized()
     return recording
 
 
 def api_actor(view):
-    return Actor(account=view.token.account, token=view.token, via="api")
+    return Actor(account=view.call.account, token=view.call.token, via="api")
 
 
 class RecordingView(PublicApiView):

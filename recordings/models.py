@@ -1,5 +1,8 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from recordings import naming
 
 
 class ContentType(models.TextChoices):
@@ -109,9 +112,7 @@ class RecordingFile(models.Model):
     @property
     def lossless_path(self):
         """Where the FLAC copy is stored, when there is one (lossless_sha256 set)."""
-        from recordings.naming import lossless_path
-
-        return lossless_path(self.path)
+        return naming.lossless_path(self.path)
 
     @property
     def stored_paths(self):
@@ -119,12 +120,6 @@ class RecordingFile(models.Model):
         The MP3 goes last: a purge or delete stopped in between leaves the row as it was,
         and the next run ends it."""
         return ([self.lossless_path] if self.lossless_sha256 else []) + [self.path]
-
-    def expires_at(self, settings_row):
-        """When the purge will delete it under these settings (None: kept); see recordings/purge.py."""
-        from recordings.retention import expiry_for
-
-        return expiry_for(self.content_type, self.created_at, settings_row)
 
 
 class DayArchive(models.Model):
@@ -176,3 +171,30 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_action_display()} {self.request_id} by {self.username}"
+
+
+class AccessLogEntry(models.Model):
+    """One request to the public API: who fetched what, and what they got."""
+
+    at = models.DateTimeField(db_index=True)
+    token = models.ForeignKey("biztel.ApiToken", null=True, blank=True, on_delete=models.SET_NULL)
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    recording = models.ForeignKey(Recording, null=True, blank=True, on_delete=models.SET_NULL)
+    # Who fetched a call must stay known after the purge removes a deleted recording's row.
+    recording_request_id = models.CharField("request ID", max_length=20, blank=True, db_index=True)
+    content_type = models.CharField(max_length=20, blank=True)
+    status = models.PositiveSmallIntegerField()
+    bytes_sent = models.BigIntegerField(default=0)
+    response_objects = models.PositiveIntegerField(default=0, help_text="Quota objects this request consumed.")
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        db_table = "biztel_accesslogentry"  # the name it had when the platform held it
+        ordering = ["-at"]
+        verbose_name = "access log entry"
+        verbose_name_plural = "access log"
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.method} {self.path} {self.status}"

@@ -1,21 +1,10 @@
 """File names of SPEC.md §2.2. Pure functions, no I/O."""
 
-import re
+from biztel.numbers import normalize_number
 
 CONTENT_TYPES = ("monaural", "left", "right", "stereo")
 LEG_SUFFIX = {"monaural": "", "left": "_l", "right": "_r", "stereo": "_lr"}
 SIDES = ("SRC", "DST")
-
-_NUMBER = re.compile(r"[0-9]+")
-
-
-def normalize_number(value):
-    """`070-1234-5678` -> `07012345678`; anything but digits and hyphens is refused."""
-    digits = str(value).strip().replace("-", "")
-    if not _NUMBER.fullmatch(digits):
-        raise ValueError(f"not a phone number: {value!r}")
-    return digits
-
 
 def file_name(*, started_at, caller, callee, key, side, content_type):
     """started_at must already be in the server's local time."""

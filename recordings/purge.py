@@ -29,6 +29,7 @@ from biztel import config, metrics
 from recordings import storage
 from recordings.models import ContentType, DayArchive, Recording, RecordingFile
 from recordings.retention import retention_days
+from recordings.selectors import downloads_forget
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ def purge_due(*, now=None, dry_run=False, batch_size=BATCH_SIZE, report=_quiet):
             # Marked first, so a download from here on answers 404 instead of finding the file gone;
             # a file that cannot be deleted is unmarked again and stays due.
             RecordingFile.objects.filter(pk__in=[s.pk for s in batch]).update(purging_at=timezone.now())
+            downloads_forget()  # this process's; the others' open of a deleted file fails
             deleted, failed = [], []
             for stored in batch:
                 gone = all(_delete(relative, outcome, report) for relative in stored.stored_paths)
@@ -132,6 +134,7 @@ def purge_due(*, now=None, dry_run=False, batch_size=BATCH_SIZE, report=_quiet):
             DayArchive.objects.filter(pk=archive.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
             outcome.archives += 1
     outcome.recordings = _deleted_metadata_purge(now=now, settings_row=settings_row, dry_run=dry_run, report=report)
+    downloads_forget()
     if not dry_run:
         outcome.debris = storage.debris_remove(before=now - timedelta(seconds=storage.DEBRIS_AGE_SECONDS), report=report)
         outcome.orphans = orphans_remove(now=now, outcome=outcome, report=report)

@@ -17,3 +17,8 @@ def retention_days(content_type, settings_row):
 def expiry_for(content_type, stored_at, settings_row):
     days = retention_days(content_type, settings_row)
     return None if days is None else stored_at + timedelta(days=days)
+
+
+def file_expires_at(stored, settings_row):
+    """When the purge will delete this RecordingFile under these settings (None: kept); see recordings/purge.py."""
+    return expiry_for(stored.content_type, stored.created_at, settings_row)

@@ -2,6 +2,7 @@
 
 import re
 from datetime import datetime, time, timedelta
+from time import monotonic
 
 from django.db.models import Case, Q, Sum, Value, When
 from django.utils import timezone
@@ -25,11 +26,43 @@ SELECT r.id, r.request_id, r."group", f.id, f.name, f.path, f.size, f.sha256, f.
 """
 
 
-def recording_and_file(identifier, content_type):
+# What the download's lookup found is kept by the process for less than this long, so a
+# deletion or a purge made elsewhere is in force within a second; where the file is gone,
+# the failed open says so at once (the download then looks again, recordings/views.py).
+# A deletion or purge made by this process drops the copies at once. A call not found is
+# not kept: a recording just stored can be downloaded at once.
+REFRESH_SECONDS = 1.0
+_downloads = {}  # (identifier, content_type) -> (monotonic time the lookup started, recording, stored file)
+_DOWNLOADS_MAX = 10_000
+
+
+def recording_and_file(identifier, content_type, *, fresh=False):
     """(recording, stored file) for a download; either may be None (no such call; file
-    purged or never produced). One query."""
+    purged or never produced). From this process's copy of the last second unless fresh;
+    else one query."""
     if not _ID.fullmatch(identifier or ""):
         return None, None
+    key = (identifier, content_type)
+    started = monotonic()
+    kept = None if fresh else _downloads.get(key)
+    if kept is not None and started - kept[0] < REFRESH_SECONDS:
+        return kept[1], kept[2]
+    recording, stored = _recording_and_file(identifier, content_type)
+    if recording is None:
+        _downloads.pop(key, None)
+    else:
+        if len(_downloads) >= _DOWNLOADS_MAX:
+            _downloads.clear()
+        _downloads[key] = (started, recording, stored)
+    return recording, stored
+
+
+def downloads_forget():
+    """Drop this process's copies of download lookups (after a deletion or a purge)."""
+    _downloads.clear()
+
+
+def _recording_and_file(identifier, content_type):
     row = fetch_one(_RECORDING_AND_FILE, {"id": identifier, "content_type": content_type})
     if row is None:
         return None, None

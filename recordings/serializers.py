@@ -5,10 +5,11 @@ from django.utils import timezone
 
 from biztel import config
 from recordings.models import ContentType
+from recordings.retention import file_expires_at
 
 
 def file_data(stored):
-    expires_at = stored.expires_at(config.current())
+    expires_at = file_expires_at(stored, config.current())
     return {
         "name": stored.name,
         "bytes": stored.size,

@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from biztel import config, metrics
 from biztel.errors import Conflict, ValidationFailed
-from callactions.models import EventType
-from callactions.services import event_create, event_create_recording_completed
+from biztel.numbers import normalize_number
 from recordings import audio, mp3, naming, storage
 from recordings.models import ContentType, EndCause, Recording, RecordingFile
+from recordings.signals import RECORDING_ABSENT, RECORDING_COMPLETED, recording_event_send
 
 CALL_FIELDS = (
     "request_id",
@@ -76,7 +76,7 @@ def call_fields_clean(raw):
     for name in NUMBER_FIELDS:
         if cleaned[name]:
             try:
-                cleaned[name] = naming.normalize_number(cleaned[name])
+                cleaned[name] = normalize_number(cleaned[name])
             except ValueError:
                 errors[name] = [f"The {name} must be a phone number (digits and hyphens)."]
     if cleaned["started_at"]:
@@ -407,9 +407,9 @@ def recording_store(*, call, prepared, settings_row):
                     lossless_sha256=item.lossless_sha256,
                     created_at=now,
                 )
-            event_create_recording_completed(recording=recording)
+            recording_event_send(recording=recording, event_type=RECORDING_COMPLETED)
             if not any(item.audio_detected for item in prepared):
-                event_create(recording=recording, event_type=EventType.RECORDING_ABSENT)
+                recording_event_send(recording=recording, event_type=RECORDING_ABSENT)
             # Stored (uploaded, or flushed to disk) before the commit that names them.
             for temp_path, relative, sha256 in placements:
                 storage.move_into_place(temp_path, relative, sha256=sha256)

@@ -3,13 +3,13 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 
 import hashlib
 
-from biztel.downloads import file_response, streamed_response
 from biztel.errors import NotFound, Unauthorized, ValidationFailed
 from biztel.models import Role
 from biztel.openapi import error_responses
-from biztel.public import PublicApiView
 from recordings import audio, naming, storage
 from recordings.models import ContentType
+from recordings.public import PublicApiView
+from recordings.responses import file_response, opens_the_file, streamed_response
 from recordings.selectors import recording_and_file
 
 CONTENT_TYPE_MESSAGE = "選択されたmonitor log monitor typeは正しくありません"
@@ -85,21 +85,23 @@ class RecordingDownloadView(PublicApiView):
         },
     )
     def get(self, request, recording_id):
-        account = self.admit(request)
+        call = self.admit(request)
         content_type = request.GET.get("content_type", ContentType.MONAURAL)
         if content_type not in ContentType.values:
             raise ValidationFailed(CONTENT_TYPE_MESSAGE, messages={"content_type": [CONTENT_TYPE_MESSAGE]})
         file_format = request.GET.get("format", "mp3")
         if file_format not in FORMATS:
             raise ValidationFailed(FORMAT_MESSAGE, messages={"format": [FORMAT_MESSAGE]})
-        self.log_content_type = content_type
-        if content_type != ContentType.MONAURAL and not self.system.voice_file_separation:
+        call.content_type = content_type
+        if content_type != ContentType.MONAURAL and not call.settings.voice_file_separation:
             raise Unauthorized()
-        recording, stored = recording_and_file(recording_id, content_type)
+        # The lookup of the last second will do when the open below checks that the file is
+        # still there; otherwise (HEAD, 304, nginx sending it) the database is asked.
+        recording, stored = recording_and_file(recording_id, content_type, fresh=not opens_the_file(request))
         if recording is None:
             raise NotFound()
-        self.log_recording = recording
-        if not may_download(account, recording, self.system):
+        call.recording = recording
+        if not may_download(call.account, recording, call.settings):
             raise Unauthorized()
         if stored is None or (file_format != "mp3" and not stored.lossless_sha256):
             raise NotFound()
@@ -125,9 +127,9 @@ class RecordingDownloadView(PublicApiView):
                 )
             return wav_response(request, stored)
         except FileNotFoundError:
-            # Purged between the lookup and the open: that is a 404. A file missing
-            # while its row says stored is an inconsistency, left to answer 500.
-            if recording_and_file(recording_id, content_type)[1] is None:
+            # Purged or deleted since the lookup: that is a 404. A file missing while
+            # its row says stored is an inconsistency, left to answer 500.
+            if recording_and_file(recording_id, content_type, fresh=True)[1] is None:
                 raise NotFound() from None
             raise
 

@@ -64,6 +64,7 @@ def _isolated(request, settings, tmp_path):
 
     settings.MEDIA_ROOT = tmp_path / "media"
     config.forget()
+    _per_process_copies_forget()
     if not settings.REDIS_URL:
         cache.clear()  # in-process
     elif "django_db_setup" in request.fixturenames:
@@ -76,6 +77,16 @@ def _isolated(request, settings, tmp_path):
             client.delete(key)
     yield
     config.forget()
+    _per_process_copies_forget()
+
+
+def _per_process_copies_forget():
+    """The token and download lookups each process keeps for a second (like the settings)."""
+    from biztel import tokens
+    from recordings.selectors import downloads_forget
+
+    tokens.forget()
+    downloads_forget()
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 import pytest
 from django.utils.http import http_date
 
-from biztel.models import AccessLogEntry, MonthlyUsage
+from biztel.models import MonthlyUsage
+from recordings.models import AccessLogEntry
 from recordings import storage
 from tests.factories import stored_recording
 

@@ -15,7 +15,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from biztel.limits import month_bounds
-from biztel.models import AccessLogEntry, ApiToken, MonthlyUsage
+from biztel.models import ApiToken, MonthlyUsage
+from recordings.models import AccessLogEntry
 from callactions.models import Event
 from recordings import storage
 from recordings.models import AuditEntry, DayArchive, Recording

@@ -2,7 +2,8 @@ from datetime import datetime
 
 import pytest
 
-from recordings.naming import day_folder, file_name, normalize_number
+from biztel.numbers import normalize_number
+from recordings.naming import day_folder, file_name
 
 
 def test_separated_leg_name_matches_the_spec_example():

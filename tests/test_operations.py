@@ -156,7 +156,8 @@ def downloads_per_process(folder):
     return counted
 
 
-def test_metrics_count_every_download_across_two_gunicorn_workers(transactional_db, token, settings, tmp_path):
+def test_metrics_count_every_download_across_two_gunicorn_workers(transactional_db, token, settings, tmp_path, set_system):
+    set_system(burst_limit_per_second=1000)  # 12 at once would often meet the default 10 per second
     recording = stored_recording()
     size = recording.files.get(content_type="monaural").size
     port = free_port()

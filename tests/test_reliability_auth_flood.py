@@ -7,7 +7,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from biztel.limits import FAILED_AUTH_RATE
-from biztel.models import AccessLogEntry
+from recordings.models import AccessLogEntry
 from tests.factories import stored_recording
 
 pytestmark = pytest.mark.django_db

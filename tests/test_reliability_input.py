@@ -152,7 +152,7 @@ def test_a_malformed_x_real_ip_from_the_local_proxy_is_a_six_key_400(client, tok
 
 
 def test_a_well_formed_x_real_ip_from_the_local_proxy_is_logged(client, token, recording):
-    from biztel.models import AccessLogEntry
+    from recordings.models import AccessLogEntry
 
     response = download(client, token, recording.request_id, HTTP_X_REAL_IP="203.0.113.7", REMOTE_ADDR="127.0.0.1")
     assert response.status_code == 200

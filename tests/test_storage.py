@@ -414,9 +414,10 @@ def children(pid):
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-def gunicorn_workers(url):
-    """The worker processes of the gunicorn serving `url` (other servers of the session may run too)."""
-    bind = url.removeprefix("http://").encode()
+def gunicorn_workers(base_url):
+    """The worker processes of the gunicorn this test started (at base_url: the client tests'
+    session-long stack runs a gunicorn of its own)."""
+    bind = base_url.removeprefix("http://").encode()
     (master,) = [
         p for p in children(os.getpid())
         if b"gunicorn" in (cmdline := Path(f"/proc/{p}/cmdline").read_bytes()) and bind in cmdline

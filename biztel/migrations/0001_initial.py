@@ -15,7 +15,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('recordings', '0001_initial'),
     ]
 
     operations = [
@@ -103,28 +102,6 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name': 'API token',
-            },
-        ),
-        migrations.CreateModel(
-            name='AccessLogEntry',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(db_index=True)),
-                ('method', models.CharField(max_length=8)),
-                ('path', models.CharField(max_length=500)),
-                ('content_type', models.CharField(blank=True, max_length=20)),
-                ('status', models.PositiveSmallIntegerField()),
-                ('bytes_sent', models.BigIntegerField(default=0)),
-                ('response_objects', models.PositiveIntegerField(default=0, help_text='Quota objects this request consumed.')),
-                ('client_ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('recording', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='recordings.recording')),
-                ('token', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='biztel.apitoken')),
-            ],
-            options={
-                'verbose_name': 'access log entry',
-                'verbose_name_plural': 'access log',
-                'ordering': ['-at'],
             },
         ),
     ]

@@ -2,35 +2,18 @@
 
 import django.core.validators
 from django.db import migrations, models
-from django.db.models import OuterRef, Subquery
-
-
-def request_ids_fill(apps, schema_editor):
-    """Entries written before this migration name their recording by the request ID too."""
-    entry = apps.get_model("biztel", "AccessLogEntry")
-    recording = apps.get_model("recordings", "Recording")
-    entry.objects.filter(recording__isnull=False).update(
-        recording_request_id=Subquery(recording.objects.filter(pk=OuterRef("recording_id")).values("request_id")[:1])
-    )
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
         ('biztel', '0001_initial'),
-        ('recordings', '0001_initial'),
     ]
 
     operations = [
-        migrations.AddField(
-            model_name='accesslogentry',
-            name='recording_request_id',
-            field=models.CharField(blank=True, db_index=True, max_length=20, verbose_name='request ID'),
-        ),
         migrations.AddField(
             model_name='systemsettings',
             name='deleted_metadata_days',
             field=models.PositiveIntegerField(default=40, help_text='Days the metadata of a recording deleted on request is kept (status deleted) before the purge removes it.', validators=[django.core.validators.MinValueValidator(1)]),
         ),
-        migrations.RunPython(request_ids_fill, migrations.RunPython.noop),
     ]

@@ -88,13 +88,13 @@ def day_files(live):
 
 
 def last_log_id():
-    from biztel.models import AccessLogEntry
+    from recordings.models import AccessLogEntry
 
     return AccessLogEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def log_since(before, **filters):
-    from biztel.models import AccessLogEntry
+    from recordings.models import AccessLogEntry
 
     return list(AccessLogEntry.objects.filter(id__gt=before, **filters).order_by("id"))
 

@@ -115,6 +115,19 @@ def _set_headers(response, headers):
         response[name] = value
 
 
+def opens_the_file(request):
+    """Whether file_response will open the stored file itself (so a missing one raises
+    FileNotFoundError): not for HEAD, a conditional request it may answer 304, or nginx
+    sending the bytes."""
+    meta = request.META
+    return (
+        request.method == "GET"
+        and not settings.DOWNLOAD_ACCEL_REDIRECT_PREFIX
+        and "HTTP_IF_NONE_MATCH" not in meta
+        and "HTTP_IF_MODIFIED_SINCE" not in meta
+    )
+
+
 def file_response(request, *, relative_path, name, size, sha256, modified, content_type="audio/mpeg"):
     etag = quote_etag(sha256)
     headers = {
