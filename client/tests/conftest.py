@@ -3,6 +3,7 @@ a Celery worker and beat, on the real PostgreSQL and Redis, started from deploy/
 server's own end-to-end tests do (tests/stack.py). One stack serves the whole session;
 a day of calls is ingested through it as the PBX does."""
 
+import functools
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import django_db_setup, real_services  # noqa: F401 (the real services must be there, never skipped)
+from tests.callactions_support import wait_until as server_wait_until
 from tests.stack import ingest_stereo_call, product_stack
 
 # The console script of this venv; BIZTEL_CLIENT names another build (e.g. one installed under Python 3.9).
@@ -166,11 +168,5 @@ class CuttingProxy:
         self.listener.close()
 
 
-def wait_until(check, timeout=60, interval=0.2, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+# The server's tests' helper, with the patience of a client pulling through a live stack.
+wait_until = functools.partial(server_wait_until, timeout=60, interval=0.2)
