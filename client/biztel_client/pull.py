@@ -108,7 +108,7 @@ def pull_day(client, *, day, out, content_types=CONTENT_TYPES, fmt="mp3", progre
                     size, etag = wav_size_and_etag(client, url)
                     progress.add_total(nbytes=size)
                 fetched = download(client, url, folder / item.name, sha256=item.sha256, size=size, etag=etag,
-                                   progress=progress)
+                                   etag_is_digest=fmt != "wav", progress=progress)
             except MonthlyLimitReached:
                 raise
             except ApiError as exc:

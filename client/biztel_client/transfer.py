@@ -71,7 +71,8 @@ def already_there(dest, *, sha256=None, size=None):
 
 
 class _Download:
-    def __init__(self, client, url, dest, *, sha256, size, etag, progress, first, follow_etag=False):
+    def __init__(self, client, url, dest, *, sha256, size, etag, progress, first, follow_etag=False,
+                 etag_is_digest=True):
         self.client, self.url, self.dest = client, url, dest
         self.part = part_path(dest)
         self.sha256, self.size = sha256, size
@@ -82,6 +83,8 @@ class _Download:
         # the archive: a day still receiving calls is rebuilt between requests, so a whole answer's
         # own ETag (its SHA-256) is what its bytes are checked against
         self.follow_etag = follow_etag
+        # a WAV is made while it is sent: its ETag names it but is no digest of its bytes
+        self.etag_is_digest = etag_is_digest
 
     def discard_part(self):
         if self.part.exists():
@@ -146,7 +149,7 @@ class _Download:
             self.etag, self.size = response.headers["ETag"], None
         if self.etag is None:
             self.etag = response.headers.get("ETag")
-        if self.sha256 is None:
+        if self.sha256 is None and self.etag_is_digest:
             self.sha256 = sha256_of_etag(response.headers.get("ETag"))
         if response.status_code == 206:
             span = content_range(response.headers.get("Content-Range"))
@@ -176,7 +179,7 @@ class _Download:
 
 
 def download(client, url, dest, *, sha256=None, size=None, etag=None, progress=NO_PROGRESS, first=None,
-             follow_etag=False):
+             follow_etag=False, etag_is_digest=True):
     """Fetch url into dest. Returns True when it was fetched, False when dest already had the
     right content. Without sha256 the file is checked by its length (and by the answer's ETag
     when that is a SHA-256)."""
@@ -188,7 +191,7 @@ def download(client, url, dest, *, sha256=None, size=None, etag=None, progress=N
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     job = _Download(client, url, dest, sha256=sha256, size=size, etag=etag, progress=progress, first=first,
-                    follow_etag=follow_etag)
+                    follow_etag=follow_etag, etag_is_digest=etag_is_digest)
     if job.part.exists():
         progress.add_bytes(job.part.stat().st_size)  # what an earlier run fetched counts as done
     return client.retrying(job.attempt, what=dest.name)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import django_db_setup, real_services  # noqa: F401 (the real services must be there, never skipped)
+from tests.conftest import real_services  # noqa: F401 (the real services must be there, never skipped)
 from tests.callactions_support import wait_until as server_wait_until
 from tests.stack import ingest_stereo_call, product_stack
 
@@ -41,7 +41,7 @@ CALL_SECONDS = 8.0
 
 
 @pytest.fixture(scope="session")
-def live(django_db_setup, django_db_blocker):
+def live(real_services, django_db_setup, django_db_blocker):
     with product_stack(django_db_blocker) as stack:
         stack.pbx_token = stack.manage("create_api_token", "--username", "pbx", "--role", "pbx").strip()
         stack.token = stack.manage("create_api_token", "--username", "puller", "--role", "administrator").strip()
@@ -65,7 +65,10 @@ def system(live):
         live.set_system(**changed)
 
 
-DEFAULTS = {"burst_limit_per_second": 10, "monthly_request_limit": 100000, "bulk_download": "false"}
+DEFAULTS = {
+    "burst_limit_per_second": 10, "monthly_request_limit": 100000, "bulk_download": "false",
+    "stereo_file": "false", "keep_lossless": "false",
+}
 
 
 def run_client(live, *args, server=None, token=True, env=None, timeout=180, **kwargs):
