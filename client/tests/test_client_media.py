@@ -10,10 +10,10 @@ from conftest import run_client
 from tests.stack import ingest_stereo_call
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.django_db]
-MEDIA_DAY = "2021-09-15"
+MEDIA_DAY = "2021-09-16"  # a day of its own: the receive tests ingest on the 15th
 CALL = {
-    "request_id": "21091500000001000010",
-    "unique_id": "1631700000.1",
+    "request_id": "21091600000001000030",
+    "unique_id": "1631800000.1",
     "started_at": f"{MEDIA_DAY} 11:00:00",
     "caller": "03-1234-5678",
     "callee": "050-111-0000",
@@ -31,7 +31,7 @@ def test_the_stereo_file_and_the_lossless_formats_are_pulled_verified(live, syst
     system(stereo_file="true", keep_lossless="true", burst_limit_per_second=100)
     call = ingest_stereo_call(live, live.pbx_token, CALL, seconds=SECONDS)
     names = {content_type: call["files"][content_type]["name"] for content_type in CONTENT_TYPES}
-    folder = ("2021", "09", "15")
+    folder = ("2021", "09", "16")
 
     result = run_client(live, "pull", "--date", MEDIA_DAY, "--out", str(tmp_path / "mp3"), "--quiet",
                         "--content-type", "stereo")
