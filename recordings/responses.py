@@ -128,23 +128,46 @@ def opens_the_file(request):
     )
 
 
-def file_response(request, *, relative_path, name, size, sha256, modified, content_type="audio/mpeg"):
-    etag = quote_etag(sha256)
-    headers = {
+def _validators(etag, modified):
+    """The headers every answer about a file carries, 304 included."""
+    return {
         "ETag": etag,
         "Last-Modified": http_date(modified.timestamp()),
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-transform",
     }
-    if _not_modified(request, etag, modified):
-        response = HttpResponse(status=304)
-        _set_headers(response, headers)
-        return response
 
-    span = None
+
+def _not_modified_response(headers):
+    response = HttpResponse(status=304)
+    _set_headers(response, headers)
+    return response
+
+
+def _requested_span(request, etag, modified, size):
+    """(start, end) inclusive when one satisfiable range applies, None for the whole body."""
     range_header = request.META.get("HTTP_RANGE")
     if range_header and _range_applies(request, etag, modified):
-        span = parse_range(range_header, size)
+        return parse_range(range_header, size)
+    return None
+
+
+def _describe(response, headers, *, name, size, span, length):
+    _set_headers(response, headers)
+    response["Content-Length"] = str(length)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    if span:
+        response["Content-Range"] = f"bytes {span[0]}-{span[1]}/{size}"
+    return response
+
+
+def file_response(request, *, relative_path, name, size, sha256, modified, content_type="audio/mpeg"):
+    etag = quote_etag(sha256)
+    headers = _validators(etag, modified)
+    if _not_modified(request, etag, modified):
+        return _not_modified_response(headers)
+
+    span = _requested_span(request, etag, modified, size)
     start, end = span or (0, size - 1)
     length = end - start + 1 if size else 0
 
@@ -164,14 +187,10 @@ def file_response(request, *, relative_path, name, size, sha256, modified, conte
         if storage.is_bucket():
             # no sendfile from a bucket: larger reads than FileResponse's 4 KiB keep the copy cheap
             response.block_size = STREAM_BLOCK
-    _set_headers(response, headers)
+    _describe(response, headers, name=name, size=size, span=span, length=length)
     if "X-Accel-Redirect" in response:
         # nginx adds its own Accept-Ranges to the file it sends; ours would be a second copy.
         del response["Accept-Ranges"]
-    response["Content-Length"] = str(length)
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    if span:
-        response["Content-Range"] = f"bytes {start}-{end}/{size}"
     return response
 
 
@@ -192,22 +211,12 @@ def streamed_response(request, *, name, size, etag, modified, content_type, chun
     nginx): chunks(start, end) yields bytes start..end inclusive of a body of exactly `size`
     bytes; close() releases what it reads from, and is called whatever happens."""
     etag = quote_etag(etag)
-    headers = {
-        "ETag": etag,
-        "Last-Modified": http_date(modified.timestamp()),
-        "Accept-Ranges": "bytes",
-        "Cache-Control": "private, no-transform",
-    }
+    headers = _validators(etag, modified)
     try:
         if _not_modified(request, etag, modified):
-            response = HttpResponse(status=304)
-            _set_headers(response, headers)
             close()
-            return response
-        span = None
-        range_header = request.META.get("HTTP_RANGE")
-        if range_header and _range_applies(request, etag, modified):
-            span = parse_range(range_header, size)
+            return _not_modified_response(headers)
+        span = _requested_span(request, etag, modified, size)
     except BaseException:
         close()
         raise
@@ -218,9 +227,4 @@ def streamed_response(request, *, name, size, etag, modified, content_type, chun
         response = HttpResponse(status=status, content_type=content_type)
     else:
         response = StreamingHttpResponse(_Body(chunks(start, end), close), status=status, content_type=content_type)
-    _set_headers(response, headers)
-    response["Content-Length"] = str(end - start + 1)
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    if span:
-        response["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return response
+    return _describe(response, headers, name=name, size=size, span=span, length=end - start + 1)
