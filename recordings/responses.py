@@ -2,7 +2,7 @@
 
 The body is never read whole: the open file goes to the WSGI server, which
 sends it with sendfile(2) where it can; a range is a bounded view of the file (from
-a bucket: one ranged GET streamed through). Behind nginx (DOWNLOAD_ACCEL_REDIRECT_PREFIX
+a bucket: one GET, ranged for a range, streamed through). Behind nginx (DOWNLOAD_ACCEL_REDIRECT_PREFIX
 set) the bytes are sent by nginx, from the disk or from a presigned URL of the object.
 """
 
@@ -182,7 +182,8 @@ def file_response(request, *, relative_path, name, size, sha256, modified, conte
             if span and storage.is_bucket():
                 response["X-Biztel-Range"] = f"bytes={start}-{end}"
     else:
-        f = storage.open_for_read(relative_path, start, length)
+        # A whole file is one plain GET: a ranged one costs some stores a copy of the object.
+        f = storage.open_for_read(relative_path, start, length if span else None)
         response = FileResponse(BoundedFile(f, length), status=206 if span else 200, content_type=content_type)
         if storage.is_bucket():
             # no sendfile from a bucket: larger reads than FileResponse's 4 KiB keep the copy cheap

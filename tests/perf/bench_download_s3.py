@@ -1,11 +1,13 @@
 """Download from an S3-compatible bucket (SPEC.md §9) through the full API on the direct
-path (gunicorn streaming ranged GETs of the object), against a bare boto3 `get_object`
+path (gunicorn streaming a GET of the object), against a bare boto3 `get_object`
 read of the same object from the same S3 server (moto's), in one run; the disk path
 (the same rows and bytes on MEDIA_ROOT) is measured the same way beside it.
 
-The local S3 server, not our code, is the limit of the bucket path here: the ratio says
-what the product adds on top of reading the object at all. Prints throughput ratios at
-1 MB and 15 MB and the peak memory of the web workers while 200 MB files stream.
+The ratio says what the product adds on top of reading the object at all. Beside it, a
+bare relay (tests/perf/bare_relay.py: gunicorn and boto3, no Django) shows what the second
+hop alone costs: store to web worker to client, over loopback on the cores the store and the
+client use too. Prints throughput ratios at 1 MB and 15 MB and the peak memory of the web
+workers while 200 MB files stream.
 """
 
 import time
@@ -71,15 +73,18 @@ def main():
             upload(client, bucket, media, relative)
         bucket_env = s3.storage_env(endpoint, bucket, prefix="bench")
         with gunicorn(database_url, media, extra_env=bucket_env) as (bucket_port, master), \
-                gunicorn(database_url, media) as (disk_port, _):
-            def api(port, request_id):
+                gunicorn(database_url, media) as (disk_port, _), \
+                gunicorn(database_url, media, extra_env=bucket_env, app="tests.perf.bare_relay:application") as (relay_port, _):
+            def pull(url, headers=None):
                 def read_once():
-                    with requests.get(f"http://127.0.0.1:{port}/public/api/v1/monitor/{request_id}", headers=auth,
-                                      stream=True, timeout=120) as response:
+                    with requests.get(url, headers=headers, stream=True, timeout=120) as response:
                         response.raise_for_status()
                         for _ in response.iter_content(CHUNK):
                             pass
                 return read_once
+
+            def api(port, request_id):
+                return pull(f"http://127.0.0.1:{port}/public/api/v1/monitor/{request_id}", auth)
 
             def bare(relative):
                 def read_once():
@@ -93,6 +98,7 @@ def main():
                     "bare boto3 get_object": bare(relative),
                     "API from the bucket": api(bucket_port, f"{index:020d}"),
                     "API from the disk": api(disk_port, f"{index:020d}"),
+                    "bare relay": pull(f"http://127.0.0.1:{relay_port}/bench/{relative}"),
                 }
                 for read_once in readers.values():
                     rate(read_once, 3)  # warm-up: every web worker makes its S3 client once
@@ -107,6 +113,8 @@ def main():
                       f"{measured['API from the bucket'] / bare_rate:.2f}")
                 print(f"download_s3 {label} disk path beside it (API from the disk / bare boto3 get_object): "
                       f"{measured['API from the disk'] / bare_rate:.2f}")
+                print(f"download_s3 {label} the second hop alone (bare relay, no Django / bare boto3 get_object): "
+                      f"{measured['bare relay'] / bare_rate:.2f}")
 
             workers = children(master.pid)
             read_big = api(bucket_port, "9" * 20)

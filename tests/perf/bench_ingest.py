@@ -3,13 +3,15 @@ against the Debian `lame` command encoding the same three legs one after the oth
 (`lame --noreplaygain -b 32 --cbr -m m`, one process per leg), in one run.
 
 Prints the CPU ratio (user+system, ingest / lame: the steady figure on a shared machine),
-the wall-time ratio and the ingest's peak memory, with the default settings and then
+the wall-time ratio (each the median of three rounds of lame and the ingest in turn) and
+the ingest's peak memory, with the default settings and then
 with `stereo_file` and with `keep_lossless` on, to show what each adds. The ingest runs
 as `manage.py ingest_recording` in a subprocess, so its figures include starting
 Django, reading the WAV, the database transaction and moving the files into place.
 """
 
 import os
+import statistics
 import struct
 import subprocess
 import sys
@@ -25,6 +27,7 @@ from tests.conftest import ensure_debian_packages
 from tests.perf.support import bench_database, media_root
 
 MINUTES = 60
+ROUNDS = 3  # each figure is the median of this many rounds
 RATE = 8000
 BLOCK = RATE * 10
 
@@ -124,20 +127,30 @@ def main():
     with tempfile.TemporaryDirectory(prefix="biztel-bench-ingest-") as tmp:
         folder = Path(tmp)
         paths = write_inputs(folder)
-        lame_seconds, lame_cpu = time_lame(paths, folder)
-        print(f"lame x3 one after the other ({MINUTES} min 8 kHz, -b 32 --cbr -m m, its default -q 3): "
-              f"{lame_seconds:.1f} s, {lame_cpu:.1f} s CPU", flush=True)
         with bench_database() as database_url:
-            for number, (label, settings, mp3s, flacs) in enumerate(RUNS, start=1):
-                with media_root() as media:
-                    seconds, cpu, peak_mib = run_ingest(
-                        paths["stereo"], database_url, media, folder, number=number, settings=settings
-                    )
-                    stored = (len(list(media.rglob("*.mp3"))), len(list(media.rglob("*.flac"))))
-                if stored != (mp3s, flacs):
-                    raise RuntimeError(f"{label}: expected {mp3s} MP3s and {flacs} FLACs, got {stored}")
-                print(f"ingest_recording, {label}: {seconds:.1f} s, {cpu:.1f} s CPU, peak RSS {peak_mib:.0f} MiB", flush=True)
+            for index, (label, settings, mp3s, flacs) in enumerate(RUNS):
+                rounds = []
+                # lame and the ingest in turn, so a change in the machine's load hits both alike
+                for round_number in range(ROUNDS):
+                    lame_seconds, lame_cpu = time_lame(paths, folder)
+                    with media_root() as media:
+                        seconds, cpu, peak_mib = run_ingest(
+                            paths["stereo"], database_url, media, folder, number=index * ROUNDS + round_number + 1,
+                            settings=settings,
+                        )
+                        stored = (len(list(media.rglob("*.mp3"))), len(list(media.rglob("*.flac"))))
+                    if stored != (mp3s, flacs):
+                        raise RuntimeError(f"{label}: expected {mp3s} MP3s and {flacs} FLACs, got {stored}")
+                    print(f"lame x3 one after the other ({MINUTES} min 8 kHz, -b 32 --cbr -m m, its default -q 3): "
+                          f"{lame_seconds:.1f} s, {lame_cpu:.1f} s CPU; ingest_recording, {label}: {seconds:.1f} s, "
+                          f"{cpu:.1f} s CPU, peak RSS {peak_mib:.0f} MiB", flush=True)
+                    rounds.append((cpu / lame_cpu, seconds / lame_seconds, peak_mib))
                 suffix = "" if label == "defaults" else f" [{label}]"
-                print(f"ingest CPU ratio (ingest_recording / lame x3){suffix}: {cpu / lame_cpu:.2f}", flush=True)
-                print(f"ingest time ratio (ingest_recording / lame x3){suffix}: {seconds / lame_seconds:.2f}", flush=True)
-                print(f"ingest peak memory (RSS of the ingest process){suffix}: {peak_mib:.0f} MiB", flush=True)
+                cpu_ratios, time_ratios, peaks = zip(*rounds)
+                print(f"ingest CPU ratio (ingest_recording / lame x3){suffix}: {_summary(cpu_ratios)}", flush=True)
+                print(f"ingest time ratio (ingest_recording / lame x3){suffix}: {_summary(time_ratios)}", flush=True)
+                print(f"ingest peak memory (RSS of the ingest process){suffix}: {max(peaks):.0f} MiB", flush=True)
+
+
+def _summary(ratios):
+    return f"{statistics.median(ratios):.2f} (median of {len(ratios)}; {min(ratios):.2f}-{max(ratios):.2f})"
