@@ -112,16 +112,11 @@ class Encoder:
         buffer = self._room(count)
         right = channels[1].ctypes.data if self.channels == 2 else None
         written = _lib.lame_encode_buffer(self._gfp, channels[0].ctypes.data, right, count, buffer, len(buffer))
-        if written < 0:
-            raise LameError(f"lame_encode_buffer failed ({written})")
-        return ctypes.string_at(buffer, written)
+        return _output(buffer, written, "lame_encode_buffer")
 
     def flush(self):
         buffer = self._room(0)
-        written = _lib.lame_encode_flush(self._gfp, buffer, len(buffer))
-        if written < 0:
-            raise LameError(f"lame_encode_flush failed ({written})")
-        return ctypes.string_at(buffer, written)
+        return _output(buffer, _lib.lame_encode_flush(self._gfp, buffer, len(buffer)), "lame_encode_flush")
 
     def info_tag(self):
         """The LAME info tag frame for the file's start (after flush), or b""."""
@@ -147,3 +142,10 @@ class Encoder:
 
     def __del__(self):
         self.close()
+
+
+def _output(buffer, written, function):
+    """The bytes a LAME call wrote into `buffer`; it returns their count, or an error below 0."""
+    if written < 0:
+        raise LameError(f"{function} failed ({written})")
+    return ctypes.string_at(buffer, written)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -156,6 +157,27 @@ def wait_for_port(port, process, timeout=20):
     raise RuntimeError(f"nothing listens on {port} after {timeout}s")
 
 
+@contextmanager
+def serving(command, port, *, timeout=20, stop_timeout=10, **popen):
+    """A server process of ours (`command`, started with subprocess.Popen's `popen`) that
+    listens on `port`: yields its base URL once it answers, and stops it afterwards."""
+    process = subprocess.Popen(command, **popen)
+    try:
+        wait_for_port(port, process, timeout=timeout)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=stop_timeout)
+
+
+def gunicorn_command(port, *, workers=2, threads=4):
+    """gunicorn serving the product on loopback, as the tests run it (not deploy/'s settings)."""
+    return [
+        sys.executable, "-m", "gunicorn", "biztel.wsgi:application", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread", "--log-level", "warning",
+    ]
+
+
 @pytest.fixture
 def gunicorn_server(transactional_db, settings):
     """The real web server (gunicorn, 2 worker processes) on the test database.
@@ -170,21 +192,8 @@ def gunicorn_server(transactional_db, settings):
         "DOWNLOAD_ACCEL_REDIRECT_PREFIX": "",
         **settings_env(settings),
     }
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "biztel.wsgi:application",
-            "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-            "--worker-class", "gthread", "--log-level", "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serving(gunicorn_command(port), port, cwd=ROOT, env=env) as url:
+        yield url
 
 
 # The S3-compatible server and the disk/bucket parametrisation (tests/s3.py).

@@ -18,19 +18,12 @@ REGION = "us-east-1"
 @contextmanager
 def moto_server():
     """Start moto's server; yields its endpoint URL."""
-    from tests.conftest import free_port, wait_for_port  # conftest imports this module's fixtures
+    from tests.conftest import free_port, serving  # conftest imports this module's fixtures
 
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process, timeout=60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with serving(command, port, timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as url:
+        yield url
 
 
 def client(endpoint):

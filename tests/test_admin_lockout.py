@@ -16,7 +16,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from biztel.models import Account, Role
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import ROOT, free_port, serving
 
 PASSWORD = "correct horse battery staple"
 LOCKED = "Account locked: too many login attempts. Please try again later."
@@ -163,13 +163,9 @@ def embedded_server(tmp_path):
     for args in (("migrate", "-v", "0"), ("createsuperuser", "--noinput", "--username", "alice", "--email", "a@example.com"),
                  ("createsuperuser", "--noinput", "--username", "bob", "--email", "b@example.com")):
         subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True)
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"], cwd=ROOT, env=env)
-    try:
-        wait_for_port(port, process, timeout=60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"]
+    with serving(command, port, timeout=60, stop_timeout=20, cwd=ROOT, env=env) as url:
+        yield url
 
 
 def live_log_in(base_url, username, password):

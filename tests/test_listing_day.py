@@ -57,6 +57,17 @@ def get(client, token, **params):
     return client.get(URL, params, HTTP_AUTHORIZATION=f"Token {token}")
 
 
+def request_ids_of_every_page(client, token, first):
+    """The request_ids of `first` (a listing's JSON) and of every page its `next` links lead to."""
+    seen = [item["request_id"] for item in first["results"]]
+    next_url = first["next"]
+    while next_url:
+        data = follow(client, token, next_url).json()
+        seen += [item["request_id"] for item in data["results"]]
+        next_url = data["next"]
+    return seen
+
+
 def follow(client, token, next_url):
     parts = urlsplit(next_url)
     return client.get(f"{parts.path}?{parts.query}", HTTP_AUTHORIZATION=f"Token {token}")
@@ -95,12 +106,7 @@ def test_recordings_stored_while_paging_neither_repeat_nor_push_others_out(clien
     Recording.objects.filter(request_id__in=[f"20190718{n:012d}" for n in range(1000, 1003)]).update(
         started_at=timezone.make_aware(datetime(2019, 7, 18, 0, 0, 5))
     )
-    seen = [item["request_id"] for item in first["results"]]
-    next_url = first["next"]
-    while next_url:
-        data = follow(client, token, next_url).json()
-        seen += [item["request_id"] for item in data["results"]]
-        next_url = data["next"]
+    seen = request_ids_of_every_page(client, token, first)
     assert len(seen) == len(set(seen))
     assert expected <= set(seen)
 

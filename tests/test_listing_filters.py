@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from recordings.models import Recording
-from tests.test_listing_day import follow, get, make_recordings
+from tests.test_listing_day import follow, get, make_recordings, request_ids_of_every_page
 
 pytestmark = pytest.mark.django_db
 
@@ -128,13 +128,7 @@ def test_include_deleted_survives_the_next_page(client, token):
         call(f"0000000000000000000{n}", f"2019-07-18 10:00:0{n}", deleted_at=timezone.now())
     first = get(client, token, date="2019-07-18", include_deleted="true", page_size=2).json()
     assert "include_deleted=true" in first["next"]
-    seen = [item["request_id"] for item in first["results"]]
-    next_url = first["next"]
-    while next_url:
-        data = follow(client, token, next_url).json()
-        seen += [item["request_id"] for item in data["results"]]
-        next_url = data["next"]
-    assert len(seen) == 5
+    assert len(request_ids_of_every_page(client, token, first)) == 5
 
 
 def test_a_cursor_from_another_window_is_refused(client, token):

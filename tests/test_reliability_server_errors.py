@@ -5,13 +5,12 @@ database listens, its log read back."""
 import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import ROOT, free_port, gunicorn_command, serving
 
 SIX_KEYS = ["name", "type", "exception_id", "message", "messages", "reason"]
 
@@ -27,17 +26,10 @@ def gunicorn_without_database(tmp_path):
         "BIZTEL_VAR_DIR": str(tmp_path / "var"),
         "PYTHONUNBUFFERED": "1",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "biztel.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "2", "--worker-class", "gthread", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with open(log, "w") as output, serving(
+        gunicorn_command(port, workers=1, threads=2), port, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+    ) as url:
+        yield url, log
 
 
 @pytest.mark.parametrize(

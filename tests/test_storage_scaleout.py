@@ -15,7 +15,7 @@ import requests
 from django.utils import timezone
 
 from tests import s3
-from tests.conftest import ROOT, database_url, free_port, wait_for_port
+from tests.conftest import ROOT, database_url, free_port, gunicorn_command, serving
 from tests.factories import call_fields
 from tests.media import tone, wav_bytes, write_wav
 
@@ -26,17 +26,8 @@ URL = "/public/api/v1/monitor/{}"
 @contextmanager
 def node(env, media_root):
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "biztel.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"],
-        cwd=ROOT, env={**env, "MEDIA_ROOT": str(media_root)},
-    )
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with serving(gunicorn_command(port), port, stop_timeout=15, cwd=ROOT, env={**env, "MEDIA_ROOT": str(media_root)}) as url:
+        yield url
 
 
 def manage(env, media_root, *args):
