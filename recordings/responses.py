@@ -207,16 +207,18 @@ class _Body:
         return iter(self._chunks)
 
 
-def streamed_response(request, *, name, size, etag, modified, content_type, chunks, close):
+def streamed_response(request, *, name, etag, modified, content_type, open_body):
     """Like file_response, for a body made while it is sent (no stored file, so never sent by
-    nginx): chunks(start, end) yields bytes start..end inclusive of a body of exactly `size`
-    bytes; close() releases what it reads from, and is called whatever happens."""
+    nginx). open_body() opens what the body is made from, only when it is needed (not for a
+    304), and returns (size, chunks, close): chunks(start, end) yields bytes start..end
+    inclusive of a body of exactly `size` bytes; close() releases what it reads from, and is
+    called whatever happens."""
     etag = quote_etag(etag)
     headers = _validators(etag, modified)
+    if _not_modified(request, etag, modified):
+        return _not_modified_response(headers)
+    size, chunks, close = open_body()
     try:
-        if _not_modified(request, etag, modified):
-            close()
-            return _not_modified_response(headers)
         span = _requested_span(request, etag, modified, size)
     except BaseException:
         close()

@@ -12,6 +12,7 @@ Temporary files are always local, in `<local root>/.incoming` (the disk's root, 
 beside a bucket): the encoder writes there, uploads are copied there, archives are built there.
 """
 
+import errno
 import functools
 import hashlib
 import io
@@ -58,8 +59,31 @@ class Disk:
         # Durable before the row that names it commits: the bytes, then the rename.
         with open(temp_path, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(temp_path, target)
+        try:
+            os.replace(temp_path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # Prepared on another file system (storage_copy to a disk mounted elsewhere).
+            self._copy_in(temp_path, target)
         _fsync_folder(target.parent)
+
+    @staticmethod
+    def _copy_in(temp_path, target):
+        """Copy into a temporary file beside the target, then rename it over: the target is
+        never half-written."""
+        fd, beside = tempfile.mkstemp(suffix=".part", dir=target.parent)
+        try:
+            with open(temp_path, "rb") as source, os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(source, out, CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            shutil.copymode(temp_path, beside)
+            os.replace(beside, target)
+        except BaseException:
+            Path(beside).unlink(missing_ok=True)
+            raise
+        Path(temp_path).unlink()
 
     def open_for_read(self, relative, offset=0, length=None):
         f = open(self.path(relative), "rb")
@@ -393,15 +417,11 @@ def _backend(storage_url, media_root, endpoint_url, access_key, secret_key, regi
 
 def backend():
     """The storage in force, per the settings of the moment (tests switch them)."""
-    return _backend(
-        settings.STORAGE_URL, str(settings.MEDIA_ROOT), settings.AWS_S3_ENDPOINT_URL, settings.AWS_ACCESS_KEY_ID,
-        settings.AWS_SECRET_ACCESS_KEY, settings.AWS_S3_REGION_NAME, settings.STORAGE_S3_SSE,
-        settings.STORAGE_S3_KMS_KEY_ID,
-    )
+    return backend_for_url(settings.STORAGE_URL)
 
 
 def backend_for_url(storage_url):
-    """Another storage with this installation's S3 settings (storage_copy --to)."""
+    """The storage at this URL with this installation's S3 settings (storage_copy --to)."""
     return _backend(
         storage_url, str(settings.MEDIA_ROOT), settings.AWS_S3_ENDPOINT_URL, settings.AWS_ACCESS_KEY_ID,
         settings.AWS_SECRET_ACCESS_KEY, settings.AWS_S3_REGION_NAME, settings.STORAGE_S3_SSE,
@@ -475,11 +495,15 @@ def copy_to_temp(source):
     path = new_temp_path()
     digest = hashlib.sha256()
     size = 0
-    with open(path, "wb") as out:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
+    try:
+        with open(path, "wb") as out:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+    except BaseException:
+        discard(path)
+        raise
     return path, size, digest.hexdigest()
 
 
@@ -542,16 +566,10 @@ def copy_to(target, relative, *, size, sha256):
     exactly those bytes, True when copied; StorageError when the source does not match."""
     if target.holds(relative, size, sha256):
         return False
-    temp_path = new_temp_path()
+    with open_for_read(relative) as source:
+        temp_path, copied, copied_sha256 = copy_to_temp(source)
     try:
-        with open_for_read(relative) as source, open(temp_path, "wb") as out:
-            digest = hashlib.sha256()
-            copied = 0
-            while chunk := source.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-                copied += len(chunk)
-        if (copied, digest.hexdigest()) != (size, sha256):
+        if (copied, copied_sha256) != (size, sha256):
             raise StorageError(f"{relative} does not match its row (SHA-256 or size differs); not copied")
         # each file goes in whole (a rename, or one upload), so an interrupted copy leaves none half-written
         target.put(temp_path, relative, sha256)

@@ -139,14 +139,16 @@ class RecordingDownloadView(PublicApiView):
 def wav_response(request, stored):
     """The WAV, made from the FLAC copy while it is sent (there is no stored WAV, so Django
     sends it itself, also behind nginx)."""
-    wav = audio.WavFromFlac(storage.open_for_read(stored.lossless_path))
+
+    def open_body():
+        wav = audio.WavFromFlac(storage.open_for_read(stored.lossless_path))
+        return wav.size, wav.chunks, wav.close
+
     return streamed_response(
         request,
         name=naming.with_extension(stored.name, "wav"),
-        size=wav.size,
         etag=wav_etag(stored.lossless_sha256),
         modified=stored.created_at,
         content_type=MEDIA_TYPES["wav"],
-        chunks=wav.chunks,
-        close=wav.close,
+        open_body=open_body,
     )

@@ -4,9 +4,11 @@
 import http.client
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zipfile
@@ -514,6 +516,20 @@ def test_storage_copy_from_a_bucket_to_a_disk_checks_every_sha256(db, s3_bucket,
         copy_to(f"file://{tmp_path}/disk")
     copied = sorted(str(p.relative_to(tmp_path / "disk")) for p in (tmp_path / "disk").rglob("*.mp3"))
     assert copied == sorted(f.path for f in recording.files.exclude(pk=bad.pk))
+
+
+def test_storage_copy_to_a_disk_on_another_file_system(db, settings):
+    """The files are prepared on the source's file system; a disk mounted elsewhere (here
+    /dev/shm, a tmpfs) cannot take them by a rename."""
+    recording = stored_recording()
+    target = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="biztel-copy-"))
+    try:
+        assert "copied: 3, already there: 0, failed: 0" in copy_to(f"file://{target}")
+        for stored in recording.files.all():
+            assert (target / stored.path).read_bytes() == storage.open_for_read(stored.path).read()
+        assert not list(target.rglob("*.part"))
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def test_storage_copy_refuses_a_bad_url(db):
