@@ -111,8 +111,8 @@ def archive_build(*, day):
 def _build_into_object(day, snapshot_at):
     # Streamed straight into an object of its own (a multipart upload), so no node needs disk
     # for a day's archive. The row names it once it is complete; the object the row named
-    # before is left to the purge's sweep an hour later, so a download reading it goes on.
-    relative = f"{ARCHIVE_FOLDER}/{day:%Y/%m}/recordings-{day.isoformat()}-{snapshot_at:%Y%m%d%H%M%S%f}.zip"
+    # before is left to the purge's sweep an hour after this build, so a download reading it goes on.
+    relative = archive_path(day).removesuffix(".zip") + f"-{snapshot_at:%Y%m%d%H%M%S%f}.zip"
     with storage.object_writer(relative) as out:
         count = archive_write(day=day, out=out)
     archive = _publish_once(day, relative, size=out.size, sha256=out.sha256, file_count=count, built_at=snapshot_at)

@@ -163,6 +163,23 @@ def _named(paths):
     return named
 
 
+_ARCHIVE_DAY = re.compile(r"archives/[0-9]{4}/[0-9]{2}/recordings-([0-9]{4}-[0-9]{2}-[0-9]{2})[-.][^/]*")
+
+
+def _archives_replaced_since(paths, cutoff):
+    """The archive objects among `paths` whose day was rebuilt after `cutoff`. In a bucket a
+    rebuild leaves the object it replaces (a download may be reading it), whose age is when
+    it was written; it stopped being named at the rebuild, so the hour counts from there."""
+    days = {path: match.group(1) for path in paths if (match := _ARCHIVE_DAY.fullmatch(path))}
+    if not days:
+        return set()
+    rebuilt = {
+        day.isoformat()
+        for day in DayArchive.objects.filter(day__in=set(days.values()), built_at__gt=cutoff).values_list("day", flat=True)
+    }
+    return {path for path, day in days.items() if day in rebuilt}
+
+
 def orphans_remove(*, now, outcome, report=_quiet, batch_size=1000):
     """Delete stored files that no row names once they are an hour old: what a crash between
     storing a file and committing its row left (SPEC.md §9). Returns how many."""
@@ -175,9 +192,10 @@ def orphans_remove(*, now, outcome, report=_quiet, batch_size=1000):
         # belongs to that row.
         candidates = {path: {path, str(PurePosixPath(path).with_suffix(".mp3"))} for path in batch}
         named = _named({name for names in candidates.values() for name in names})
+        replaced_lately = _archives_replaced_since(batch, cutoff)
         count = 0
         for path, names in candidates.items():
-            if not names & named and _delete(path, outcome, report):
+            if not names & named and path not in replaced_lately and _delete(path, outcome, report):
                 count += 1
         return count
 

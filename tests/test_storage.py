@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from datetime import timedelta
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from django.db import connection
 from django.utils import timezone
 
 from recordings import storage
+from recordings.archive import archive_build
 from recordings.models import DayArchive, Recording, RecordingFile
 from recordings.services import recording_ingest
 from tests import s3
@@ -310,6 +311,26 @@ def test_stored_files_no_row_names_are_purged_once_an_hour_old(db, storage_backe
     assert stored_keys() == sorted(
         [f.path for f in recording.files.all()] + [monaural.removesuffix(".mp3") + ".flac", "notes/readme.txt"]
     )
+
+
+def test_an_archive_object_replaced_by_a_rebuild_is_kept_an_hour_after_the_rebuild(db, s3_bucket, set_system):
+    """In a bucket a rebuild writes a new object and leaves the old one, which a download may be
+    reading, to the sweep. Its age is when it was written, not when it stopped being named: here
+    written two hours before a rebuild, it must still be kept for the hour after that rebuild."""
+    set_system(bulk_download=True)
+    stored_recording(started_at="2019-07-18 10:00:00")
+    day = date(2019, 7, 18)
+    first = archive_build(day=day).path
+    rebuilt_at = timezone.now() + timedelta(hours=2)
+    second = archive_build(day=day).path  # as after a new call on that day
+    DayArchive.objects.filter(day=day).update(built_at=rebuilt_at)
+    assert first != second
+
+    purge_as_of(rebuilt_at + timedelta(minutes=30))
+    assert storage.exists(first) and storage.exists(second)
+    out = purge_as_of(rebuilt_at + timedelta(minutes=61))
+    assert f"deleted {first}" in out
+    assert not storage.exists(first) and storage.exists(second)
 
 
 def test_incoming_debris_older_than_an_hour_is_purged(db, storage_backend):
