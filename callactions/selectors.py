@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from callactions.models import CallAction, Event
@@ -26,6 +26,8 @@ def event_variables(event, files=True):
     read the files — FILE_, AUDIO_, STATUS — left empty when files is false: nobody needs
     them and they cost a query). AUDIO_ of a file the call does not have is false."""
     recording = event.recording
+    if files:
+        prefetch_related_objects([recording], "files")  # one query for the names and STATUS
     files = {f.content_type: f for f in recording.files.all()} if files else {}
     names = {content_type: f.name for content_type, f in files.items()}
     audio = {content_type: "true" if f.audio_detected else "false" for content_type, f in files.items()}

@@ -116,3 +116,16 @@ def test_a_delete_fires_exactly_one_recording_deleted_however_often_it_is_repeat
     assert request.args.to_dict() == {
         "ID": body["request_id"], "S": "deleted", "F": body["files"]["monaural"]["name"],
     }
+
+
+def test_the_variables_of_an_event_read_the_files_once(db, django_assert_num_queries):
+    from django.utils import timezone
+
+    from callactions.selectors import event_variables
+    from tests.factories import stored_recording
+
+    recording = stored_recording()
+    event = Event(recording=recording, event_type="recording_completed", created_at=timezone.now())
+    with django_assert_num_queries(1):
+        variables = event_variables(event)
+    assert variables["STATUS"] == "completed" and variables["FILE_MONAURAL"]

@@ -139,8 +139,9 @@ class TricklingReceiver:
     `interval` seconds, forever: a per-read timeout never fires on it. Counts the
     connections it has open at once."""
 
-    def __init__(self, interval=0.3):
+    def __init__(self, interval=0.3, tls_handshake=False):
         self.interval = interval
+        self.tls_handshake = tls_handshake
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.requests = []
@@ -164,6 +165,9 @@ class TricklingReceiver:
             self.open_now += 1
             self.most_open = max(self.most_open, self.open_now)
         try:
+            if self.tls_handshake:
+                self._trickle_server_hello(client)
+                return
             head = b""
             while b"\r\n\r\n" not in head:
                 chunk = client.recv(4096)
@@ -182,6 +186,16 @@ class TricklingReceiver:
             with self.lock:
                 self.open_now -= 1
             client.close()
+
+    def _trickle_server_hello(self, client):
+        """Answer a ClientHello with a TLS record header announcing 16 KiB of handshake, then
+        one byte of it every `interval`: the handshake never ends, no single read times out."""
+        client.recv(4096)
+        client.sendall(b"\x16\x03\x03\x40\x00")
+        for _ in range(1000):
+            if self.stopped.wait(self.interval):
+                return
+            client.sendall(b"\x00")
 
     def stop(self):
         self.stopped.set()
@@ -206,6 +220,23 @@ def test_a_receiver_trickling_its_headers_is_cut_at_the_timeout(trickler, settin
         transport.send(method="GET", url=f"http://127.0.0.1:{trickler.port}/hook", headers=[], body="", timeout=2)
     assert failed.value.message == "timed out after 2 s" and not failed.value.permanent
     assert 1.9 < time.monotonic() - started < 3
+
+
+def test_a_receiver_trickling_its_tls_handshake_is_cut_at_the_timeout(settings):
+    import ipaddress
+
+    from callactions import transport
+
+    settings.CALLACTION_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    server = TricklingReceiver(tls_handshake=True)
+    try:
+        started = time.monotonic()
+        with pytest.raises(transport.TransportError) as failed:
+            transport.send(method="GET", url=f"https://127.0.0.1:{server.port}/hook", headers=[], body="", timeout=2)
+        assert not failed.value.permanent
+        assert 1.9 < time.monotonic() - started < 3
+    finally:
+        server.stop()
 
 
 def test_through_the_worker_a_trickling_receiver_gets_one_attempt_cut_at_the_timeout(worker, trickler):
