@@ -29,10 +29,10 @@ class Actor:
     token: object = None
 
 
-def recording_files_delete(recording):
-    """Delete every stored file of the recording from storage (a file already gone counts
-    as deleted). The one place that knows which stored objects a recording has."""
-    for stored in recording.files.all():
+def recording_files_delete(files):
+    """Delete every stored file of these RecordingFiles from storage (a file already gone
+    counts as deleted). The one place that knows which stored objects a recording has."""
+    for stored in files:
         for relative in stored.stored_paths:
             storage.delete(relative)
 
@@ -74,13 +74,14 @@ def recording_delete(*, recording, actor):
         if recording.deleted_at is not None:
             return recording
         now = timezone.now()
-        recording_files_delete(recording)
+        files = list(recording.files.all())
+        recording_files_delete(files)
         recording.files.filter(deleted_at__isnull=True).update(deleted_at=now)
         day_archive_discard(timezone.localtime(recording.started_at).date())
         recording.deleted_at = now
         recording.save(update_fields=["deleted_at"])
-        files = ", ".join(f.name for f in recording.files.all())
-        _audit(recording=recording, action=AuditEntry.Action.DELETE, actor=actor, detail=f"files: {files}"[:500])
+        names = ", ".join(f.name for f in files)
+        _audit(recording=recording, action=AuditEntry.Action.DELETE, actor=actor, detail=f"files: {names}"[:500])
         recording_event_send(recording=recording, event_type=RECORDING_DELETED)
         transaction.on_commit(downloads_forget)  # this process's downloads see it at once
     return recording

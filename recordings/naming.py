@@ -2,7 +2,6 @@
 
 from biztel.numbers import normalize_number
 
-CONTENT_TYPES = ("monaural", "left", "right", "stereo")
 LEG_SUFFIX = {"monaural": "", "left": "_l", "right": "_r", "stereo": "_lr"}
 SIDES = ("SRC", "DST")
 
@@ -17,7 +16,7 @@ def file_name(*, started_at, caller, callee, key, side, content_type):
 
 def lossless_path(mp3_path):
     """The FLAC copy lives beside its MP3 under the same name: `….mp3` -> `….flac`."""
-    return mp3_path.removesuffix(".mp3") + ".flac"
+    return with_extension(mp3_path, "flac")
 
 
 def with_extension(name, extension):

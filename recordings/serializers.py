@@ -1,6 +1,7 @@
 """How a recording is shown as JSON (ingest answers, the command's output, the day listing,
 GET /public/api/v1/recordings/<id>)."""
 
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from biztel import config
@@ -24,6 +25,7 @@ def file_data(stored):
 
 
 def recording_data(recording):
+    prefetch_related_objects([recording], "files")  # one query for the entries and the status
     files = {f.content_type: f for f in recording.files.all()}
     return {
         "request_id": recording.request_id,

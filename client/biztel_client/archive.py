@@ -12,7 +12,7 @@ from pathlib import Path
 
 from biztel_client.api import ClientError
 from biztel_client.progress import NO_PROGRESS
-from biztel_client.transfer import CHUNK, download, file_sha256, sha256_of_etag
+from biztel_client.transfer import CHUNK, download, file_sha256, plain_name, sha256_of_etag
 
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = ["filename", "request_id", "unique_id", "content_type", "bytes", "sha256", "duration"]
@@ -28,10 +28,6 @@ def archive_name(day):
 
 def archive_path(day):
     return f"public/api/v1/monitor/archive/{day.isoformat()}"
-
-
-def plain_name(name):
-    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".") and "\x00" not in name
 
 
 def manifest_rows(archive):

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 
 from biztel_client.api import ApiError, ClientError, MonthlyLimitReached
 from biztel_client.progress import NO_PROGRESS
-from biztel_client.transfer import download, sha256_of_etag
+from biztel_client.transfer import download, plain_name, sha256_of_etag
 
 CONTENT_TYPES = ("monaural", "left", "right", "stereo")
 CALL_CONTENT_TYPES = ("monaural", "left", "right")
@@ -135,7 +135,7 @@ def disposition_name(header):
     """The file name of `attachment; filename="…"`, refused when it is not a plain name."""
     match = _DISPOSITION.search(header or "")
     name = match.group(1) if match else ""
-    if not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
+    if not plain_name(name):
         raise ClientError(f"the server names the file {name!r}, which is not a plain file name")
     return name
 

@@ -21,6 +21,11 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
+def plain_name(name):
+    """A file name the server may choose: no folder, not hidden, no NUL."""
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".") and "\x00" not in name
+
+
 def file_sha256(path, limit=None):
     """The SHA-256 of a file (of its first `limit` bytes), read in chunks."""
     digest = hashlib.sha256()
@@ -97,6 +102,9 @@ class _Download:
         if offset == 0 and held:
             self.discard_part()
         if offset and offset == self.size:
+            if self.first is not None:
+                self.first.close()
+                self.first = None
             return self.finish(file_sha256(self.part), resumed=True)  # complete, but never verified
         response, self.first = self.first, None
         if response is not None and offset:
